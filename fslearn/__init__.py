@@ -1,0 +1,36 @@
+"""fslearn: few-shot learning, the package behind an open course.
+
+The pieces fit together like this::
+
+    from fslearn.data import load_omniglot, EpisodeSampler
+    from fslearn.methods import PrototypicalNetwork
+    from fslearn.training import TrainingConfig, train
+    from fslearn.evaluation import evaluate
+"""
+
+__version__ = "0.1.0"
+
+from fslearn.checkpoints import load_checkpoint, save_checkpoint
+from fslearn.data import Episode, EpisodeSampler, FewShotDataset, load_image_folder, load_omniglot
+from fslearn.evaluation import EvaluationResult, confidence_interval95, evaluate
+from fslearn.methods import FewShotMethod, MetricMethod, PrototypicalNetwork
+from fslearn.training import TrainingConfig, train
+
+__all__ = [
+    "Episode",
+    "EpisodeSampler",
+    "EvaluationResult",
+    "FewShotDataset",
+    "FewShotMethod",
+    "MetricMethod",
+    "PrototypicalNetwork",
+    "TrainingConfig",
+    "__version__",
+    "confidence_interval95",
+    "evaluate",
+    "load_checkpoint",
+    "load_image_folder",
+    "load_omniglot",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from fslearn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,16 @@
+"""Datasets, episodes and downloads."""
+
+from fslearn.data.dataset import FewShotDataset
+from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
+from fslearn.data.folder import load_image_folder
+from fslearn.data.omniglot import DataNotFoundError, load_omniglot
+
+__all__ = [
+    "DataNotFoundError",
+    "Episode",
+    "EpisodeIndices",
+    "EpisodeSampler",
+    "FewShotDataset",
+    "load_image_folder",
+    "load_omniglot",
+]

@@ -1,0 +1,94 @@
+"""The in-memory image dataset that every sampler, method and evaluation reads from.
+
+Few-shot benchmarks are small (Omniglot at 28x28 is 25 MB as bytes), so the whole split lives in
+one uint8 tensor. Sampling an episode is then a single indexing operation, with no DataLoader
+workers and no per-image decoding in the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["FewShotDataset"]
+
+
+@dataclass(frozen=True)
+class FewShotDataset:
+    """Images grouped into classes, held in memory.
+
+    Attributes:
+        images: ``[num_images, C, H, W]`` uint8, 0 = background, 255 = full ink/intensity.
+        labels: ``[num_images]`` int64 class index in ``0..num_classes-1``.
+        class_names: one name per class, e.g. ``"Angelic/character01/rot090"``.
+        name: a short description shown in messages, e.g. ``"omniglot/vinyals/test"``.
+    """
+
+    images: Tensor
+    labels: Tensor
+    class_names: Sequence[str]
+    name: str = "dataset"
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"{self.name}: images must be a uint8 tensor [num_images, C, H, W], got "
+                f"{self.images.dtype} with shape {tuple(self.images.shape)}"
+            )
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"{self.name}: labels must have shape ({self.images.shape[0]},) to match the "
+                f"images, got {tuple(self.labels.shape)}"
+            )
+        if len(self.labels) and (
+            int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.class_names)
+        ):
+            raise ValueError(
+                f"{self.name}: labels must lie in 0..{len(self.class_names) - 1} "
+                f"(one per class name), got {int(self.labels.min())}..{int(self.labels.max())}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        c, h, w = self.images.shape[1:]
+        return (int(c), int(h), int(w))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        """One image as float ``[C, H, W]`` in ``[0, 1]`` and its class index."""
+        return to_float(self.images[index]), int(self.labels[index])
+
+    def class_counts(self) -> Tensor:
+        """``[num_classes]`` number of images in each class."""
+        return torch.bincount(self.labels, minlength=self.num_classes)
+
+    def indices_by_class(self) -> tuple[Tensor, Tensor]:
+        """Image indices grouped by class, padded with -1.
+
+        Returns:
+            table: ``[num_classes, max_count]`` int64; row c lists the images of class c.
+            counts: ``[num_classes]`` int64 number of valid entries in each row.
+        """
+        counts = self.class_counts()
+        order = torch.argsort(self.labels, stable=True)
+        width = int(counts.max()) if len(counts) else 0
+        table = torch.full((self.num_classes, width), -1, dtype=torch.long)
+        starts = torch.cumsum(counts, 0) - counts
+        position_in_class = torch.arange(len(order)) - starts[self.labels[order]]
+        table[self.labels[order], position_in_class] = order
+        return table, counts
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 images to float32 in ``[0, 1]``, the input every backbone expects."""
+    return images.to(torch.float32).div_(255.0)

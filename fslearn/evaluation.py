@@ -1,0 +1,160 @@
+"""Few-shot evaluation: mean accuracy over many test episodes with its 95% confidence interval.
+
+A single episode's accuracy is noisy (5-way 1-shot with 15 queries per class scores in steps of
+1/75), so papers report the mean over hundreds of episodes with the interval
+``1.96 * std / sqrt(episodes)``, the normal approximation of the 95% confidence interval of the
+mean. Two methods whose intervals overlap cannot be told apart by that experiment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fslearn.data.dataset import FewShotDataset, to_float
+from fslearn.data.episodes import EpisodeIndices, EpisodeSampler
+from fslearn.methods.base import FewShotMethod, MetricMethod
+
+__all__ = ["EvaluationResult", "confidence_interval95", "embed_dataset", "evaluate"]
+
+#: the standard minimum number of test episodes for a reported figure
+MIN_REPORTED_EPISODES = 600
+
+
+def confidence_interval95(accuracies: Sequence[float] | Tensor) -> float:
+    """Half-width of the 95% confidence interval of the mean: ``1.96 * s / sqrt(n)``.
+
+    ``s`` is the sample standard deviation (``n - 1`` in the denominator) of the per-episode
+    accuracies and ``n`` their number. The interval is ``mean +/- this value``.
+    """
+    values = torch.as_tensor(accuracies, dtype=torch.float64).flatten()
+    if values.numel() < 2:
+        raise ValueError(
+            f"A confidence interval needs at least 2 episode accuracies, got {values.numel()}."
+        )
+    return float(1.96 * values.std(correction=1) / math.sqrt(values.numel()))
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Accuracy over test episodes (fractions, not percentages)."""
+
+    accuracy: float
+    ci95: float
+    episodes: int
+    n_way: int
+    k_shot: int
+    n_query: int
+    seed: int
+    dataset: str
+    per_episode: list[float] = field(repr=False)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_way}-way {self.k_shot}-shot: {100 * self.accuracy:.2f}% "
+            f"+/- {100 * self.ci95:.2f}% (95% CI over {self.episodes} episodes of {self.dataset})"
+        )
+
+    def to_dict(self, per_episode: bool = False) -> dict[str, object]:
+        result = asdict(self)
+        if not per_episode:
+            result.pop("per_episode")
+        return result
+
+
+@torch.no_grad()
+def embed_dataset(
+    method: MetricMethod, dataset: FewShotDataset, device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> Tensor:
+    """``[num_images, D]`` embeddings of every image, in evaluation mode."""
+    chunks = []
+    for start in range(0, len(dataset), batch_size):
+        images = to_float(dataset.images[start : start + batch_size]).to(device)
+        chunks.append(method.embed(images))
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def evaluate(
+    method: FewShotMethod,
+    dataset: FewShotDataset,
+    n_way: int,
+    k_shot: int,
+    n_query: int = 15,
+    episodes: int = 1000,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    episodes_per_batch: int = 50,
+    embed_once: bool | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Mean query accuracy of ``method`` over ``episodes`` test episodes, with its 95% CI.
+
+    Episode ``i`` is the same for every method (it depends only on ``seed`` and ``i``), so two
+    methods evaluated with the same arguments face exactly the same tasks.
+
+    Args:
+        method: any :class:`FewShotMethod`; it is put in evaluation mode (and restored after).
+        dataset: the test classes.
+        n_way, k_shot, n_query: the episode shape (queries per class; 15 is the common choice).
+        episodes: number of test episodes; report figures over at least 600.
+        seed: which episodes.
+        device: where to compute; defaults to the method's device.
+        episodes_per_batch: episodes scored together (as a batch of tasks).
+        embed_once: embed each test image once and build episodes from the embeddings. Exact for
+            a :class:`MetricMethod` in evaluation mode; defaults to True for those.
+        progress: show a progress bar.
+    """
+    if episodes < 2:
+        raise ValueError(f"episodes must be at least 2 to give a confidence interval, got "
+                         f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
+    if device is None:
+        device = next(iter(method.parameters()), torch.empty(0)).device
+    if embed_once is None:
+        embed_once = isinstance(method, MetricMethod)
+    if embed_once and not isinstance(method, MetricMethod):
+        raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
+    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed)
+    was_training = method.training
+    method.eval()
+    try:
+        source = embed_dataset(method, dataset, device) if embed_once else dataset.images
+        accuracies = []
+        for start in tqdm(range(0, episodes, episodes_per_batch), disable=not progress,
+                          desc=f"{n_way}-way {k_shot}-shot", leave=False):
+            batch = [sampler.indices(i) for i in range(start, min(start + episodes_per_batch,
+                                                                  episodes))]
+            episode = _stack(batch).gather(source).to(device)
+            predictions = method(episode).argmax(dim=-1)
+            accuracies.append((predictions == episode.query_y).float().mean(dim=1).cpu())
+    finally:
+        method.train(was_training)
+    per_episode = torch.cat(accuracies).double()
+    return EvaluationResult(
+        accuracy=float(per_episode.mean()),
+        ci95=confidence_interval95(per_episode),
+        episodes=episodes,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        seed=seed,
+        dataset=dataset.name,
+        per_episode=per_episode.tolist(),
+    )
+
+
+def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
+    """Single-task episodes side by side as one batch of tasks."""
+    return EpisodeIndices(
+        support=torch.cat([b.support for b in batch]),
+        query=torch.cat([b.query for b in batch]),
+        classes=torch.cat([b.classes for b in batch]),
+        k_shot=batch[0].k_shot,
+        n_query=batch[0].n_query,
+    )

@@ -1,0 +1,20 @@
+"""Few-shot methods, all behind :class:`FewShotMethod`, and a registry by name."""
+
+from __future__ import annotations
+
+from fslearn.methods.base import FewShotMethod, MetricMethod
+from fslearn.methods.protonet import PrototypicalNetwork
+
+__all__ = ["METHODS", "FewShotMethod", "MetricMethod", "PrototypicalNetwork", "build_method"]
+
+#: methods that ``fslearn train <name>`` and checkpoints know by name
+METHODS: dict[str, type[FewShotMethod]] = {
+    PrototypicalNetwork.name: PrototypicalNetwork,
+}
+
+
+def build_method(name: str, **hparams: object) -> FewShotMethod:
+    """A new method by its registered name, e.g. ``build_method("protonet", in_channels=1)``."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method {name!r}; available: {', '.join(sorted(METHODS))}.")
+    return METHODS[name](**hparams)

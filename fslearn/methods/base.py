@@ -1,0 +1,79 @@
+"""The interface every few-shot method implements, so one training loop and one evaluation
+function serve them all."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fslearn.data.episodes import Episode
+
+__all__ = ["FewShotMethod", "MetricMethod"]
+
+
+class FewShotMethod(nn.Module, ABC):
+    """A model that, given an episode's support set, scores its queries.
+
+    Subclasses implement :meth:`forward`; :meth:`loss` defaults to cross-entropy on the logits
+    and is overridden by methods trained otherwise (e.g. Relation Networks' mean squared error).
+
+    ``hparams`` holds the constructor arguments, so a checkpoint can rebuild the method.
+    """
+
+    #: the name under which the method is registered (``fslearn train <name>``)
+    name: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hparams: dict[str, object] = {}
+
+    @abstractmethod
+    def forward(self, episode: Episode) -> Tensor:
+        """Scores ``[tasks, n_way*n_query, n_way]`` of each query for each episode label."""
+
+    def loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        """``(scalar training loss, logits)`` on the episode's queries."""
+        logits = self(episode)
+        return F.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten()), logits
+
+
+class MetricMethod(FewShotMethod):
+    """A method that sees each image only through a fixed embedding ``f(x)``.
+
+    Its scores depend on the support and query images only through their embeddings, so an
+    evaluation can embed every test image once and build all episodes from the embeddings
+    (see :func:`fslearn.evaluation.evaluate`).
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``x: [batch, C, H, W]`` -> ``[batch, D]``."""
+        return self.backbone(x)
+
+    @abstractmethod
+    def scores(self, support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way: int) -> Tensor:
+        """Logits ``[tasks, n_query_total, n_way]`` from embeddings.
+
+        Args:
+            support_z: ``[tasks, n_way*k_shot, D]``.
+            support_y: ``[tasks, n_way*k_shot]`` labels in ``0..n_way-1``.
+            query_z: ``[tasks, n_query_total, D]``.
+            n_way: number of classes.
+        """
+
+    def forward(self, episode: Episode) -> Tensor:
+        tasks, n_support = episode.tasks, episode.support_x.shape[1]
+        both = torch.cat([episode.support_x.flatten(0, 1), episode.query_x.flatten(0, 1)])
+        # Images are embedded in one pass over support and query together (half the kernel
+        # launches; batch norm in training mode sees the whole episode, as in the reference
+        # implementations). Rows that are already vectors are precomputed embeddings.
+        z = both if both.dim() == 2 else self.embed(both)
+        support_z = z[: tasks * n_support].view(tasks, n_support, -1)
+        query_z = z[tasks * n_support :].view(tasks, episode.query_x.shape[1], -1)
+        return self.scores(support_z, episode.support_y, query_z, episode.n_way)
