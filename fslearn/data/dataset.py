@@ -68,6 +68,22 @@ class FewShotDataset:
         """One image as float ``[C, H, W]`` in ``[0, 1]`` and its class index."""
         return to_float(self.images[index]), int(self.labels[index])
 
+    def select_classes(self, classes: Sequence[int]) -> FewShotDataset:
+        """A dataset of only these classes (relabelled ``0..len(classes)-1``, in that order)."""
+        chosen = torch.as_tensor(list(classes), dtype=torch.long)
+        if len(chosen) == 0 or int(chosen.min()) < 0 or int(chosen.max()) >= self.num_classes:
+            raise ValueError(f"classes must be a non-empty list of indices in "
+                             f"0..{self.num_classes - 1}")
+        relabel = torch.full((self.num_classes,), -1, dtype=torch.long)
+        relabel[chosen] = torch.arange(len(chosen))
+        keep = relabel[self.labels] >= 0
+        return FewShotDataset(
+            images=self.images[keep],
+            labels=relabel[self.labels[keep]],
+            class_names=[self.class_names[int(c)] for c in chosen],
+            name=f"{self.name}[{len(chosen)} classes]",
+        )
+
     def class_counts(self) -> Tensor:
         """``[num_classes]`` number of images in each class."""
         return torch.bincount(self.labels, minlength=self.num_classes)

@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests read the shared copy of Omniglot and never touch the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from fslearn.data import FewShotDataset, load_omniglot
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_OMNIGLOT = REPO.parent / "shared" / "data" / "omniglot"
+
+if not os.environ.get("FSLEARN_DATA") and SHARED_OMNIGLOT.is_dir():
+    os.environ["FSLEARN_DATA"] = str(SHARED_OMNIGLOT)
+os.environ.setdefault("FSLEARN_CACHE", str(REPO / ".cache" / "fslearn"))
+
+
+@pytest.fixture(scope="session")
+def omniglot_root() -> Path:
+    root = Path(os.environ["FSLEARN_DATA"])
+    if not (root / "images_background.zip").is_file() and not (root / "omniglot").is_dir():
+        pytest.fail(f"Omniglot is not at {root}: set FSLEARN_DATA to the shared copy "
+                    f"(../shared/data/omniglot).")
+    return root
+
+
+@pytest.fixture(scope="session")
+def omniglot_test(omniglot_root: Path) -> FewShotDataset:
+    return load_omniglot("test", "vinyals", root=omniglot_root)
+
+
+@pytest.fixture(scope="session")
+def omniglot_val(omniglot_root: Path) -> FewShotDataset:
+    return load_omniglot("val", "vinyals", root=omniglot_root)
+
+
+@pytest.fixture(scope="session")
+def omniglot_small(omniglot_val: FewShotDataset) -> FewShotDataset:
+    """80 validation classes: real images, small enough for many quick training runs."""
+    return omniglot_val.select_classes(range(0, 688, 8)[:80])
+
+
+def make_dataset(counts: list[int], image_size: int = 4, channels: int = 1) -> FewShotDataset:
+    """A synthetic dataset whose every image encodes its own index (pixel [0, 0, 0] = index
+    mod 256, pixel [0, 0, 1] = index // 256), so tests can tell which image they got."""
+    total = sum(counts)
+    images = torch.zeros(total, channels, image_size, image_size, dtype=torch.uint8)
+    index = torch.arange(total)
+    images[:, 0, 0, 0] = (index % 256).to(torch.uint8)
+    images[:, 0, 0, 1] = (index // 256).to(torch.uint8)
+    labels = torch.cat([torch.full((c,), i, dtype=torch.long) for i, c in enumerate(counts)])
+    return FewShotDataset(images, labels, [f"class{i}" for i in range(len(counts))], "synthetic")
