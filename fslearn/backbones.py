@@ -47,6 +47,7 @@ class Conv4(nn.Module):
             *(conv_block(c_in, c_out) for c_in, c_out in itertools.pairwise(channels))
         )
         self.in_channels = in_channels
+        self.min_size = 2**blocks
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [batch, C, H, W]`` -> ``[batch, D]`` flattened features."""
@@ -54,6 +55,12 @@ class Conv4(nn.Module):
             raise ValueError(
                 f"Conv4 expects images [batch, {self.in_channels}, H, W], got shape "
                 f"{tuple(x.shape)}"
+            )
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"Conv4 with {len(self.features)} blocks halves the image {len(self.features)} "
+                f"times, so it needs images of at least {self.min_size}x{self.min_size} pixels; "
+                f"got {x.shape[-2]}x{x.shape[-1]}. Use a larger image size."
             )
         # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2).
         return self.features(x.contiguous(memory_format=torch.channels_last)).flatten(1)

@@ -28,8 +28,8 @@ from fslearn.checkpoints import (
 )
 from fslearn.data.download import DownloadError
 from fslearn.data.omniglot import PROTOCOLS, DataNotFoundError, load_omniglot
-from fslearn.evaluation import MIN_REPORTED_EPISODES, evaluate
-from fslearn.methods import METHODS, build_method
+from fslearn.evaluation import MIN_REPORTED_EPISODES, embed_dataset, evaluate
+from fslearn.methods import METHODS, MetricMethod, build_method
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
 from fslearn.training import TrainingConfig, train
 
@@ -207,9 +207,12 @@ def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     folder = resolve_checkpoint(args.checkpoint)
     paper = PAPER_RESULTS.get(method.name, {})
     rows: list[dict[str, Any]] = []
+    embeddings = (embed_dataset(method, dataset, device)
+                  if isinstance(method, MetricMethod) else None)
     for n_way, k_shot in STANDARD_SETTINGS:
         result = evaluate(method, dataset, n_way, k_shot, args.query, args.episodes,
-                          seed=args.seed, device=device, progress=args.progress)
+                          seed=args.seed, device=device, embeddings=embeddings,
+                          progress=args.progress)
         rows.append({**result.to_dict(), "paper_accuracy": paper.get((n_way, k_shot))})
     report = {
         "checkpoint": folder.name,

@@ -92,6 +92,7 @@ def evaluate(
     device: torch.device | str | None = None,
     episodes_per_batch: int = 50,
     embed_once: bool | None = None,
+    embeddings: Tensor | None = None,
     progress: bool = False,
 ) -> EvaluationResult:
     """Mean query accuracy of ``method`` over ``episodes`` test episodes, with its 95% CI.
@@ -109,6 +110,8 @@ def evaluate(
         episodes_per_batch: episodes scored together (as a batch of tasks).
         embed_once: embed each test image once and build episodes from the embeddings. Exact for
             a :class:`MetricMethod` in evaluation mode; defaults to True for those.
+        embeddings: ``embed_dataset(method, dataset)`` computed beforehand, to evaluate several
+            episode shapes without embedding the images again (implies ``embed_once``).
         progress: show a progress bar.
     """
     if episodes < 2:
@@ -116,15 +119,23 @@ def evaluate(
                          f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
     if device is None:
         device = next(iter(method.parameters()), torch.empty(0)).device
+    if embeddings is not None and len(embeddings) != len(dataset):
+        raise ValueError(f"embeddings has {len(embeddings)} rows but {dataset.name} has "
+                         f"{len(dataset)} images; compute it with embed_dataset(method, dataset).")
     if embed_once is None:
-        embed_once = isinstance(method, MetricMethod)
+        embed_once = isinstance(method, MetricMethod) or embeddings is not None
     if embed_once and not isinstance(method, MetricMethod):
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed)
     was_training = method.training
     method.eval()
     try:
-        source = embed_dataset(method, dataset, device) if embed_once else dataset.images
+        if embeddings is not None:
+            source = embeddings.to(device)
+        elif embed_once:
+            source = embed_dataset(method, dataset, device)
+        else:
+            source = dataset.images
         accuracies = []
         for start in tqdm(range(0, episodes, episodes_per_batch), disable=not progress,
                           desc=f"{n_way}-way {k_shot}-shot", leave=False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,28 @@ SHARED_OMNIGLOT = REPO.parent / "shared" / "data" / "omniglot"
 if not os.environ.get("FSLEARN_DATA") and SHARED_OMNIGLOT.is_dir():
     os.environ["FSLEARN_DATA"] = str(SHARED_OMNIGLOT)
 os.environ.setdefault("FSLEARN_CACHE", str(REPO / ".cache" / "fslearn"))
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never reach beyond this machine: any connection off loopback fails at once."""
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1")):
+            raise OSError(f"tests may not use the network (tried {host})")
+        return real_connect(self, address)
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1")):
+            raise socket.gaierror(f"tests may not use the network (looked up {host})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
 
 
 @pytest.fixture(scope="session")

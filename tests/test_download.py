@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +19,9 @@ PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
+    files: typing.ClassVar[dict[str, bytes]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:
         if self.path == "/truncated":
             # Promise the whole payload, send half, hang up: an interrupted transfer.
             self.send_response(200)

@@ -73,6 +73,19 @@ def test_embedding_once_gives_the_same_per_episode_accuracies(omniglot_val):
     assert 0.05 < cached.accuracy < 1.0  # a random network is weak, not hopeless
 
 
+def test_precomputed_embeddings_give_the_same_result(omniglot_small):
+    from fslearn.evaluation import embed_dataset
+
+    torch.manual_seed(0)
+    method = PrototypicalNetwork().eval()
+    embeddings = embed_dataset(method, omniglot_small)
+    reused = evaluate(method, omniglot_small, 5, 2, episodes=30, embeddings=embeddings)
+    fresh = evaluate(method, omniglot_small, 5, 2, episodes=30)
+    assert reused.per_episode == fresh.per_episode
+    with pytest.raises(ValueError, match="embed_dataset"):
+        evaluate(method, omniglot_small, 5, 2, episodes=30, embeddings=embeddings[:-1])
+
+
 def test_evaluation_restores_training_mode_and_touches_no_statistics(omniglot_val):
     method = PrototypicalNetwork().train()
     before = {k: v.clone() for k, v in method.state_dict().items()}

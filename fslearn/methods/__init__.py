@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
+from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 
 __all__ = ["METHODS", "FewShotMethod", "MetricMethod", "PrototypicalNetwork", "build_method"]
@@ -10,6 +11,7 @@ __all__ = ["METHODS", "FewShotMethod", "MetricMethod", "PrototypicalNetwork", "b
 #: methods that ``fslearn train <name>`` and checkpoints know by name
 METHODS: dict[str, type[FewShotMethod]] = {
     PrototypicalNetwork.name: PrototypicalNetwork,
+    PixelNearestNeighbour.name: PixelNearestNeighbour,
 }
 
 

@@ -1,0 +1,45 @@
+"""Checkers of the course's exercises (the notebooks in the repository's ``exercises/`` folder).
+
+Each checker runs the student's functions on small hand-designed cases, compares them with the
+package's own implementation and displays a verdict: a success message, "not done yet" for the
+stub of a student notebook, or what went wrong with a hint (typical mistakes are recognised by
+comparing with wrong variants; exceptions are reported, never raised). It returns a
+:class:`CheckResult` (``passed``, ``message``, ``mistakes``, ``use``)::
+
+    from fslearn.exercises import check_confidence_interval
+
+    result = check_confidence_interval(confidence_interval95)
+    ci95 = result.use(confidence_interval95)  # yours once it passes, else the reference
+
+Exercises:
+
+* :func:`check_confidence_interval`: ``confidence_interval95(accuracies)`` (exercise 1).
+* :func:`check_prototypes`: ``prototypes(support_z, support_y, n_way)`` and
+  ``squared_distances(query_z, centres)`` (exercise 2).
+
+The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
+"""
+
+from fslearn.exercises.checker import (
+    Case,
+    CheckResult,
+    FunctionSpec,
+    FunctionVerdict,
+    Mistake,
+    check_functions,
+    show,
+)
+from fslearn.exercises.confidence_interval import check_confidence_interval
+from fslearn.exercises.prototypes import check_prototypes
+
+__all__ = [
+    "Case",
+    "CheckResult",
+    "FunctionSpec",
+    "FunctionVerdict",
+    "Mistake",
+    "check_confidence_interval",
+    "check_functions",
+    "check_prototypes",
+    "show",
+]

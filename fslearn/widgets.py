@@ -1,0 +1,529 @@
+"""Interactive widgets for the course book, each with a static matplotlib twin.
+
+A rendered book page has no kernel, so its widgets show only the state they were saved in; every
+widget here therefore comes with a function that draws the same picture as a plain matplotlib
+figure, which the book shows beside it.
+
+* :func:`plot_episode` / :func:`episode_explorer`: the support and query sets of an N-way K-shot
+  episode, one row per class.
+* :func:`plot_prototypes` / :func:`prototype_explorer`: class prototypes and the decision regions
+  of the squared-Euclidean prototype classifier on 2-D points, as the number of shots grows.
+
+matplotlib and ipywidgets are book extras, imported only when a function needs them; without them
+the functions raise an :class:`ImportError` that says how to install them
+(``pip install 'fslearn[book]'``). Figures are built with :class:`matplotlib.figure.Figure`, not
+``pyplot``, so nothing is drawn or kept behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fslearn.data.dataset import FewShotDataset
+from fslearn.data.episodes import Episode, EpisodeSampler
+from fslearn.methods.protonet import prototypes, squared_euclidean_distance
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "episode_explorer",
+    "gaussian_classes",
+    "plot_episode",
+    "plot_prototypes",
+    "prototype_explorer",
+]
+
+_BOOK_EXTRAS = "pip install 'fslearn[book]'"
+#: colours of the classes in the prototype plots (matplotlib's tab10, as RGB in [0, 1])
+_TAB10 = (
+    (0.122, 0.467, 0.706), (1.000, 0.498, 0.055), (0.173, 0.627, 0.173), (0.839, 0.153, 0.157),
+    (0.580, 0.404, 0.741), (0.549, 0.337, 0.294), (0.890, 0.467, 0.761), (0.498, 0.498, 0.498),
+    (0.737, 0.741, 0.133), (0.090, 0.745, 0.812),
+)
+
+
+def _require(module: str) -> Any:
+    """Import a book extra, or explain how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        top = module.split(".")[0]
+        raise ImportError(
+            f"fslearn.widgets needs {top}, one of the book extras, which is not installed: "
+            f"{_BOOK_EXTRAS}"
+        ) from error
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure_module = _require("matplotlib.figure")
+    return figure_module.Figure(figsize=(width, height), layout="constrained")
+
+
+def _png(figure: Figure, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Episodes
+
+
+def _mosaic(images: Tensor, rows: int, columns: int, pad: int = 2) -> np.ndarray:
+    """``[rows*columns, C, H, W]`` images in [0, 1], row-major, to one ``[H', W', C]`` array with
+    ``pad`` pixels of separation (value 0, the background of an ink-is-1 image)."""
+    c, h, w = images.shape[1:]
+    grid = np.zeros((rows * (h + pad) + pad, columns * (w + pad) + pad, c), dtype=np.float32)
+    pixels = images.detach().cpu().float().clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    for i in range(rows * columns):
+        r, col = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top : top + h, left : left + w] = pixels[i]
+    return grid
+
+
+def _show_grid(ax: Axes, grid: np.ndarray, rows: int, row_labels: Sequence[str],
+               title: str, cell_height: int, pad: int = 2) -> None:
+    if grid.shape[-1] == 1:
+        # ink = 1 drawn dark on white, as on paper; the separating lines come out white
+        ax.imshow(grid[..., 0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([])
+    centres = [pad + r * (cell_height + pad) + cell_height / 2 - 0.5 for r in range(rows)]
+    ax.set_yticks(centres, labels=list(row_labels), fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=9)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _short_name(name: str) -> str:
+    """``"Alphabet_of_the_Magi/character01/rot090"`` -> ``"Alphabet of the Magi 01 (90°)"``."""
+    parts = name.split("/")
+    if len(parts) >= 2 and parts[1].startswith("character"):
+        text = f"{parts[0].replace('_', ' ')} {parts[1].removeprefix('character')}"
+        if len(parts) == 3 and parts[2].startswith("rot"):
+            text += f" ({int(parts[2].removeprefix('rot'))}°)"
+        return text
+    return name
+
+
+def plot_episode(
+    episode: Episode | EpisodeSampler,
+    index: int = 0,
+    *,
+    task: int = 0,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Draw an episode: its support set (one row per class) beside its query set.
+
+    Args:
+        episode: an :class:`~fslearn.data.Episode` of images, or an
+            :class:`~fslearn.data.EpisodeSampler`, in which case episode ``index`` is drawn.
+        index: which episode of the sampler (ignored for an episode).
+        task: which task of a batch of tasks.
+        class_names: one name per *dataset* class, to label the rows; by default the sampler's
+            dataset names (for an episode, rows are labelled ``class 1..N``).
+        title: the figure title; by default it names the episode's shape.
+        figsize: ``(width, height)`` in inches; by default it grows with the episode.
+
+    Returns:
+        a figure with two axes, support set then query set. Row ``n`` of both holds the images
+        of episode label ``n``. The query set is shown by class only to make the picture
+        readable: the model never sees query labels.
+    """
+    if isinstance(episode, EpisodeSampler):
+        sampler = episode
+        _check_int("index", index, 0)
+        episode = sampler.episode(int(index))
+        if class_names is None:
+            class_names = sampler.dataset.class_names
+    if not isinstance(episode, Episode):
+        raise TypeError(f"plot_episode needs an Episode or an EpisodeSampler, got "
+                        f"{type(episode).__name__}")
+    _check_int("task", task, 0, episode.tasks - 1)
+    if episode.support_x.dim() != 5:
+        raise ValueError(
+            "plot_episode draws images [tasks, n, C, H, W]; this episode holds vectors of shape "
+            f"{tuple(episode.support_x.shape)} (an episode gathered from embeddings?)"
+        )
+    n_way, k_shot, n_query = episode.n_way, episode.k_shot, episode.n_query
+    if class_names is not None:
+        labels = [_short_name(class_names[int(c)]) for c in episode.classes[task]]
+    else:
+        labels = [f"class {n + 1}" for n in range(n_way)]
+    height = int(episode.support_x.shape[-2])
+    support = _mosaic(episode.support_x[task], n_way, k_shot)
+    query = _mosaic(episode.query_x[task], n_way, n_query)
+    if figsize is None:
+        cell = 0.42
+        figsize = (2.6 + cell * (k_shot + n_query) + 0.4, 0.9 + cell * n_way)
+    figure = _new_figure(*figsize)
+    axes = figure.subplots(1, 2, width_ratios=[k_shot, n_query])
+    _show_grid(axes[0], support, n_way, labels,
+               f"Support set $S$: {k_shot} per class", height)
+    _show_grid(axes[1], query, n_way, [""] * n_way,
+               f"Query set $Q$: {n_query} per class", height)
+    figure.suptitle(title if title is not None else f"A {n_way}-way {k_shot}-shot episode",
+                    fontsize=10)
+    return figure
+
+
+# --------------------------------------------------------------------------------------------
+# Widgets
+
+
+@functools.cache
+def _explorer_class() -> type:
+    """A VBox with a short ``repr`` (the default one would print the PNG's bytes)."""
+    widgets = _require("ipywidgets")
+
+    class Explorer(widgets.VBox):
+        """A figure that redraws when its controls change.
+
+        Attributes:
+            controls: the input widgets, by name.
+            image: the ``Image`` widget showing the current figure.
+            message: an ``HTML`` widget that shows why a setting cannot be drawn.
+        """
+
+        def __init__(self, kind: str, controls: dict[str, Any], draw: Any, dpi: int,
+                     columns: int = 3) -> None:
+            self.kind = kind
+            self.controls = controls
+            self._draw = draw
+            self._dpi = dpi
+            self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+            self.message = widgets.HTML(value="")
+            boxes = list(controls.values())
+            rows = [widgets.HBox(boxes[i : i + columns]) for i in range(0, len(boxes), columns)]
+            super().__init__(children=[*rows, self.message, self.image])
+            for control in boxes:
+                control.observe(self._on_change, names="value")
+            self.update()
+
+        @property
+        def values(self) -> dict[str, Any]:
+            return {name: control.value for name, control in self.controls.items()}
+
+        def update(self) -> Figure | None:
+            """Redraw from the current control values; returns the figure (None on error)."""
+            try:
+                figure = self._draw(**self.values)
+            except ValueError as error:  # a setting the data cannot meet: say why, keep going
+                self.message.value = f"<span style='color:#b00'>{error}</span>"
+                return None
+            self.message.value = ""
+            self.image.value = _png(figure, self._dpi)
+            return figure
+
+        def _on_change(self, change: dict[str, Any]) -> None:
+            self.update()
+
+        def __repr__(self) -> str:
+            settings = ", ".join(f"{name}={value!r}" for name, value in self.values.items())
+            return f"{self.kind}({settings})"
+
+    return Explorer
+
+
+def episode_explorer(
+    dataset: FewShotDataset,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 2,
+    seed: int = 0,
+    episode: int = 0,
+    *,
+    max_way: int = 20,
+    max_shot: int = 10,
+    max_query: int = 10,
+    dpi: int = 80,
+) -> Any:
+    """A widget to browse the episodes of ``dataset``: sliders for way, shot, queries and the
+    episode index, and a box for the sampler's seed.
+
+    The picture is :func:`plot_episode` of ``EpisodeSampler(dataset, way, shot, queries,
+    seed=seed)`` at the chosen episode index, so the same numbers give the same episode as in
+    training and evaluation code. A setting the dataset cannot meet (more shots plus queries than
+    a class has images) shows the sampler's message instead of a figure.
+
+    Returns:
+        an ``ipywidgets.VBox`` with ``.controls`` (the inputs by name), ``.image`` and
+        ``.update()`` (redraw now; returns the figure).
+
+    Raises:
+        ValueError: a starting value outside its slider's range, or a range the dataset cannot
+            offer (``max_way`` above its number of classes).
+    """
+    if not isinstance(dataset, FewShotDataset):
+        raise TypeError(f"episode_explorer needs a FewShotDataset, got {type(dataset).__name__}")
+    _check_int("max_way", max_way, 2, dataset.num_classes)
+    _check_int("max_shot", max_shot, 1)
+    _check_int("max_query", max_query, 1)
+    _check_int("n_way", n_way, 2, max_way)
+    _check_int("k_shot", k_shot, 1, max_shot)
+    _check_int("n_query", n_query, 1, max_query)
+    _check_int("seed", seed, 0)
+    _check_int("episode", episode, 0)
+    EpisodeSampler(dataset, n_way, k_shot, n_query, seed=seed)  # the starting setting must work
+    widgets = _require("ipywidgets")
+    style = {"description_width": "initial"}
+    controls = {
+        "n_way": widgets.IntSlider(value=n_way, min=2, max=max_way, description="N (way)",
+                                   style=style, continuous_update=False),
+        "k_shot": widgets.IntSlider(value=k_shot, min=1, max=max_shot, description="K (shot)",
+                                    style=style, continuous_update=False),
+        "n_query": widgets.IntSlider(value=n_query, min=1, max=max_query,
+                                     description="queries per class", style=style,
+                                     continuous_update=False),
+        "episode": widgets.IntSlider(value=episode, min=0, max=max(99, episode),
+                                     description="episode index", style=style,
+                                     continuous_update=False),
+        "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
+                                       style=style, layout=widgets.Layout(width="160px")),
+    }
+
+    def draw(n_way: int, k_shot: int, n_query: int, episode: int, seed: int) -> Figure:
+        sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, seed=seed)
+        return plot_episode(sampler, episode)
+
+    return _explorer_class()("EpisodeExplorer", controls, draw, dpi)
+
+
+# --------------------------------------------------------------------------------------------
+# Prototypes and decision regions
+
+
+def gaussian_classes(
+    n_way: int = 4, per_class: int = 150, seed: int = 0, spread: float = 1.8
+) -> tuple[Tensor, Tensor, Tensor]:
+    """A seeded 2-D toy problem: ``n_way`` elongated Gaussian classes around a circle.
+
+    Each class has its own orientation and elongation (standard deviations 1 and 0.45), so the
+    classes are not the round blobs a nearest-mean classifier would like.
+
+    Returns:
+        ``(points [n_way*per_class, 2], labels [n_way*per_class], means [n_way, 2])``, points
+        class-major and in a random order inside each class.
+    """
+    _check_int("n_way", n_way, 2, len(_TAB10))
+    _check_int("per_class", per_class, 1)
+    _check_int("seed", seed, 0)
+    generator = torch.Generator().manual_seed(seed)
+    offset = float(torch.rand((), generator=generator)) * 2 * math.pi
+    angles = offset + 2 * math.pi * torch.arange(n_way, dtype=torch.float64) / n_way
+    means = spread * torch.stack([angles.cos(), angles.sin()], dim=1)
+    points = []
+    for n in range(n_way):
+        tilt = float(torch.rand((), generator=generator)) * math.pi
+        rotation = torch.tensor([[math.cos(tilt), -math.sin(tilt)],
+                                 [math.sin(tilt), math.cos(tilt)]], dtype=torch.float64)
+        noise = torch.randn(per_class, 2, generator=generator, dtype=torch.float64)
+        points.append(means[n] + (noise * torch.tensor([1.0, 0.45], dtype=torch.float64))
+                      @ rotation.T)
+    labels = torch.arange(n_way).repeat_interleave(per_class)
+    return torch.cat(points).float(), labels, means.float()
+
+
+def _split_support(points: Tensor, labels: Tensor, k_shot: int, seed: int
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """The first ``k_shot`` points of each class (in a seeded order) as support, the rest as
+    queries. Growing ``k_shot`` only adds support points, so prototypes move smoothly."""
+    if points.dim() != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be [num_points, 2], got shape {tuple(points.shape)}")
+    if labels.shape != (points.shape[0],):
+        raise ValueError(f"labels must have shape ({points.shape[0]},) to match the points, got "
+                         f"{tuple(labels.shape)}")
+    classes = torch.unique(labels)
+    n_way = len(classes)
+    if n_way < 2 or n_way > len(_TAB10):
+        raise ValueError(f"plot_prototypes draws 2 to {len(_TAB10)} classes, got {n_way}")
+    if not torch.equal(classes, torch.arange(n_way)):
+        raise ValueError(f"labels must be 0..N-1 with every class present, got {classes.tolist()}")
+    counts = torch.bincount(labels, minlength=n_way)
+    if int(counts.min()) <= k_shot:
+        raise ValueError(f"k_shot={k_shot} leaves no query point in a class of "
+                         f"{int(counts.min())} points: lower k_shot (at most "
+                         f"{int(counts.min()) - 1})")
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)
+    support_index, query_index = [], []
+    for n in range(n_way):
+        members = order[labels[order] == n]
+        support_index.append(members[:k_shot])
+        query_index.append(members[k_shot:])
+    support, query = torch.cat(support_index), torch.cat(query_index)
+    return points[support], labels[support], points[query], labels[query], n_way
+
+
+def plot_prototypes(
+    k_shot: int = 1,
+    seed: int = 0,
+    n_way: int = 4,
+    *,
+    points: Tensor | None = None,
+    labels: Tensor | None = None,
+    means: Tensor | None = None,
+    resolution: int = 200,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Support points, prototypes and decision regions of the prototype classifier in 2-D.
+
+    The prototypes are :func:`fslearn.methods.protonet.prototypes` of the support points, and
+    every point of a ``resolution x resolution`` grid is coloured by its nearest prototype under
+    :func:`fslearn.methods.protonet.squared_euclidean_distance`: the regions are the cells of the
+    prototypes' Voronoi diagram, with straight boundaries.
+
+    Args:
+        k_shot: support points per class.
+        seed: which support points (and, for the toy problem, which problem).
+        n_way: classes of the toy problem (see :func:`gaussian_classes`).
+        points, labels: your own 2-D points ``[M, 2]`` and labels ``0..N-1`` ``[M]`` (e.g. a
+            projection of embeddings) instead of the toy problem; ``n_way`` is then ignored.
+        means: true class centres to mark (the toy problem's by default).
+        resolution: grid points per side for the regions.
+        ax: draw into these axes instead of a new figure.
+        title: by default, the shot count and the accuracy on the query points.
+
+    Returns:
+        the figure. Its axes hold, in this order, the regions (an image) and three scatter
+        collections with gids ``"queries"``, ``"support"`` and ``"prototypes"`` (plus
+        ``"means"`` when true centres are known).
+    """
+    _check_int("k_shot", k_shot, 1)
+    _check_int("seed", seed, 0)
+    _check_int("resolution", resolution, 10, 2000)
+    if (points is None) != (labels is None):
+        raise ValueError("pass both points and labels, or neither (for the toy problem)")
+    if points is None:
+        points, labels, toy_means = gaussian_classes(n_way, seed=seed)
+        means = toy_means if means is None else means
+    points = torch.as_tensor(points, dtype=torch.float32)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    support_x, support_y, query_x, query_y, n_way = _split_support(points, labels, k_shot, seed)
+
+    centres = prototypes(support_x[None], support_y[None], n_way)  # [1, n_way, 2]
+    query_pred = squared_euclidean_distance(query_x[None], centres)[0].argmin(dim=-1)
+    accuracy = float((query_pred == query_y).float().mean())
+
+    low, high = points.min(dim=0).values, points.max(dim=0).values
+    margin = torch.where(high > low, 0.08 * (high - low), torch.ones_like(low))
+    low, high = low - margin, high + margin
+    xs = torch.linspace(float(low[0]), float(high[0]), resolution)
+    ys = torch.linspace(float(low[1]), float(high[1]), resolution)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(1, -1, 2)
+    region = squared_euclidean_distance(grid, centres)[0].argmin(dim=-1)
+    region = region.reshape(resolution, resolution).numpy()
+
+    colors = np.asarray(_TAB10[:n_way])
+    if ax is None:
+        figure = _new_figure(4.6, 4.2)
+        ax = figure.subplots()
+    else:
+        figure = ax.figure
+    tint = 0.75 + 0.25 * colors  # pale versions of the class colours for the regions
+    ax.imshow(tint[region], origin="lower", interpolation="nearest", aspect="auto",
+              extent=(float(low[0]), float(high[0]), float(low[1]), float(high[1])))
+    ax.scatter(query_x[:, 0], query_x[:, 1], s=6, c=colors[query_y.numpy()], alpha=0.35,
+               linewidths=0, gid="queries", label="query points")
+    ax.scatter(support_x[:, 0], support_x[:, 1], s=40, c=colors[support_y.numpy()],
+               edgecolors="black", linewidths=0.6, gid="support", label="support points")
+    ax.scatter(centres[0, :, 0], centres[0, :, 1], s=260, marker="*", c=colors,
+               edgecolors="black", linewidths=1.0, gid="prototypes", label="prototypes $c_n$")
+    if means is not None:
+        means = torch.as_tensor(means, dtype=torch.float32)
+        ax.scatter(means[:, 0], means[:, 1], s=70, marker="x", c="black", linewidths=1.5,
+                   gid="means", label="true class means")
+    ax.set_xlim(float(low[0]), float(high[0]))
+    ax.set_ylim(float(low[1]), float(high[1]))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    legend = ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
+    for handle in legend.legend_handles:  # class-neutral markers in the legend
+        if handle.get_gid() != "means" and hasattr(handle, "set_facecolor"):
+            handle.set_facecolor("0.6")
+    if title is None:
+        shots = "shot" if k_shot == 1 else "shots"
+        title = (f"{n_way}-way, {k_shot} {shots}: accuracy {100 * accuracy:.0f}% "
+                 f"on {len(query_y)} queries")
+    ax.set_title(title, fontsize=9)
+    return figure
+
+
+def prototype_explorer(
+    k_shot: int = 1,
+    seed: int = 0,
+    n_way: int = 4,
+    *,
+    max_shot: int = 30,
+    max_way: int = 6,
+    max_seed: int = 20,
+    points: Tensor | None = None,
+    labels: Tensor | None = None,
+    means: Tensor | None = None,
+    resolution: int = 150,
+    dpi: int = 80,
+) -> Any:
+    """A widget showing how prototypes and decision regions move as the number of shots grows.
+
+    Sliders for ``k_shot``, ``seed`` and (for the toy problem) ``n_way``; the picture is
+    :func:`plot_prototypes` with those values. With ``points``/``labels`` the widget explores
+    your own 2-D data and has no ``n_way`` slider.
+
+    Returns:
+        an ``ipywidgets.VBox`` with ``.controls``, ``.image`` and ``.update()``.
+    """
+    _check_int("max_shot", max_shot, 1)
+    _check_int("max_seed", max_seed, 0)
+    _check_int("k_shot", k_shot, 1, max_shot)
+    _check_int("seed", seed, 0, max_seed)
+    own_data = points is not None or labels is not None
+    if not own_data:
+        _check_int("max_way", max_way, 2, len(_TAB10))
+        _check_int("n_way", n_way, 2, max_way)
+    # the starting setting must draw, so that a mistake shows here and not as a blank widget
+    plot_prototypes(k_shot, seed, n_way, points=points, labels=labels, means=means,
+                    resolution=10)
+    widgets = _require("ipywidgets")
+    style = {"description_width": "initial"}
+    controls = {
+        "k_shot": widgets.IntSlider(value=k_shot, min=1, max=max_shot, description="K (shots)",
+                                    style=style, continuous_update=False),
+        "seed": widgets.IntSlider(value=seed, min=0, max=max_seed, description="seed",
+                                  style=style, continuous_update=False),
+    }
+    if not own_data:
+        controls["n_way"] = widgets.IntSlider(value=n_way, min=2, max=max_way,
+                                              description="N (way)", style=style,
+                                              continuous_update=False)
+
+    def draw(k_shot: int, seed: int, n_way: int = n_way) -> Figure:
+        return plot_prototypes(k_shot, seed, n_way, points=points, labels=labels, means=means,
+                               resolution=resolution)
+
+    return _explorer_class()("PrototypeExplorer", controls, draw, dpi)

@@ -1,0 +1,273 @@
+"""The book's widgets and their static figures, and the pixel-space nearest-neighbour baseline."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from conftest import make_dataset
+
+from fslearn.data import Episode, EpisodeSampler
+from fslearn.evaluation import evaluate
+from fslearn.methods import METHODS, build_method
+from fslearn.methods.pixel_nn import PixelNearestNeighbour
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("ipywidgets")
+
+from fslearn import widgets
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _collection(ax, gid: str):
+    found = [c for c in ax.collections if c.get_gid() == gid]
+    assert len(found) == 1, f"expected one scatter with gid {gid!r}"
+    return found[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Episodes
+
+
+def test_plot_episode_from_sampler_has_support_and_query_axes():
+    dataset = make_dataset([8] * 6, image_size=6)
+    sampler = EpisodeSampler(dataset, n_way=3, k_shot=2, n_query=4, seed=1)
+    figure = widgets.plot_episode(sampler, 5)
+    support_ax, query_ax = figure.axes
+    assert len(figure.axes) == 2
+    # one image each, rows of 6 pixels + 2 of padding: 3 classes -> 3 * 8 + 2 pixels tall,
+    # 2 shots / 4 queries wide
+    assert support_ax.images[0].get_array().shape == (26, 18)
+    assert query_ax.images[0].get_array().shape == (26, 34)
+    # rows are labelled with the dataset's names of the episode's classes
+    classes = sampler.indices(5).classes[0].tolist()
+    labels = [tick.get_text() for tick in support_ax.get_yticklabels()]
+    assert labels == [f"class{c}" for c in classes]
+    assert "3-way 2-shot" in figure._suptitle.get_text()
+
+
+def test_plot_episode_shows_the_episode_pixels():
+    dataset = make_dataset([5] * 4, image_size=4)
+    episode = EpisodeSampler(dataset, n_way=2, k_shot=1, n_query=1, seed=0).episode(0)
+    figure = widgets.plot_episode(episode)
+    grid = figure.axes[0].images[0].get_array()
+    # the first support image sits after 2 pixels of padding; pixel [0, 0] encodes its index
+    assert grid[2, 2] == pytest.approx(float(episode.support_x[0, 0, 0, 0, 0]))
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["class 1", "class 2"]
+
+
+def test_plot_episode_rejects_bad_input():
+    dataset = make_dataset([5] * 4, image_size=4)
+    sampler = EpisodeSampler(dataset, n_way=2, k_shot=1, n_query=1)
+    with pytest.raises(TypeError, match="Episode or an EpisodeSampler"):
+        widgets.plot_episode(dataset)
+    with pytest.raises(ValueError, match="index must be >= 0"):
+        widgets.plot_episode(sampler, -1)
+    with pytest.raises(ValueError, match=r"task must be in 0\.\.0"):
+        widgets.plot_episode(sampler.episode(0), task=1)
+    vectors = sampler.indices(0).gather(torch.zeros(len(dataset), 8))
+    assert isinstance(vectors, Episode)
+    with pytest.raises(ValueError, match="embeddings"):
+        widgets.plot_episode(vectors)
+
+
+def test_episode_explorer_redraws_when_a_slider_moves():
+    dataset = make_dataset([12] * 10, image_size=8)
+    explorer = widgets.episode_explorer(dataset, n_way=3, k_shot=1, n_query=2, max_way=10,
+                                        max_shot=5, max_query=5)
+    first = bytes(explorer.image.value)
+    assert first.startswith(PNG_MAGIC)
+    assert set(explorer.controls) == {"n_way", "k_shot", "n_query", "episode", "seed"}
+    explorer.controls["n_way"].value = 7  # the observer redraws
+    assert bytes(explorer.image.value) != first
+    for name, value in [("k_shot", 4), ("n_query", 5), ("episode", 12), ("seed", 3)]:
+        before = bytes(explorer.image.value)
+        explorer.controls[name].value = value
+        assert bytes(explorer.image.value) != before, name
+    figure = explorer.update()
+    assert len(figure.axes) == 2
+    assert explorer.message.value == ""
+    assert repr(explorer) == ("EpisodeExplorer(n_way=7, k_shot=4, n_query=5, episode=12, "
+                              "seed=3)")
+
+
+def test_episode_explorer_reports_settings_the_data_cannot_meet():
+    dataset = make_dataset([6] * 10, image_size=4)
+    explorer = widgets.episode_explorer(dataset, n_way=2, k_shot=1, n_query=1, max_way=10,
+                                        max_shot=5, max_query=5)
+    before = bytes(explorer.image.value)
+    explorer.controls["k_shot"].value = 5
+    explorer.controls["n_query"].value = 5  # 10 images per class needed, 6 available
+    assert "k_shot + n_query" in explorer.message.value
+    assert explorer.update() is None
+    explorer.controls["n_query"].value = 1  # back to a valid setting: drawn again
+    assert explorer.message.value == ""
+    assert bytes(explorer.image.value) != before
+
+
+def test_episode_explorer_rejects_bad_arguments():
+    dataset = make_dataset([6] * 10, image_size=4)
+    with pytest.raises(TypeError, match="FewShotDataset"):
+        widgets.episode_explorer([1, 2, 3])
+    with pytest.raises(ValueError, match=r"max_way must be in 2\.\.10"):
+        widgets.episode_explorer(dataset, max_way=20)
+    with pytest.raises(ValueError, match=r"n_way must be in 2\.\.10"):
+        widgets.episode_explorer(dataset, n_way=11, max_way=10)
+    with pytest.raises(ValueError, match="k_shot must be an integer"):
+        widgets.episode_explorer(dataset, k_shot=1.5, max_way=10)
+    with pytest.raises(ValueError, match="k_shot \\+ n_query"):
+        widgets.episode_explorer(dataset, k_shot=5, n_query=5, max_way=10)
+
+
+# --------------------------------------------------------------------------------------------
+# Prototypes
+
+
+def test_gaussian_classes_are_seeded():
+    points, labels, means = widgets.gaussian_classes(3, per_class=50, seed=4)
+    assert points.shape == (150, 2) and labels.shape == (150,) and means.shape == (3, 2)
+    assert torch.bincount(labels).tolist() == [50, 50, 50]
+    again, _, _ = widgets.gaussian_classes(3, per_class=50, seed=4)
+    other, _, _ = widgets.gaussian_classes(3, per_class=50, seed=5)
+    assert torch.equal(points, again)
+    assert not torch.equal(points, other)
+
+
+@pytest.mark.parametrize("k_shot", [1, 5])
+def test_plot_prototypes_draws_support_prototypes_and_regions(k_shot):
+    figure = widgets.plot_prototypes(k_shot, seed=2, n_way=3, resolution=40)
+    (ax,) = figure.axes
+    support = _collection(ax, "support").get_offsets()
+    centres = _collection(ax, "prototypes").get_offsets()
+    assert support.shape == (3 * k_shot, 2)
+    assert centres.shape == (3, 2)
+    assert _collection(ax, "means").get_offsets().shape == (3, 2)
+    assert _collection(ax, "queries").get_offsets().shape == (3 * (150 - k_shot), 2)
+    regions = ax.images[0].get_array()
+    assert regions.shape[:2] == (40, 40)
+    assert "accuracy" in ax.get_title()
+
+
+def test_plot_prototypes_uses_the_class_means_of_the_support_points():
+    # two classes, three points each, far apart: prototypes are the support means
+    points = torch.tensor([[0.0, 0], [1, 1], [2, 0], [10, 1], [11, 0], [12, 1]])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    figure = widgets.plot_prototypes(2, seed=0, points=points, labels=labels, resolution=21)
+    (ax,) = figure.axes
+    support = torch.as_tensor(_collection(ax, "support").get_offsets().data)
+    centres = torch.as_tensor(_collection(ax, "prototypes").get_offsets().data)
+    expected = torch.stack([support[:2].mean(0), support[2:].mean(0)])
+    assert torch.allclose(centres.float(), expected.float())
+    assert not [c for c in ax.collections if c.get_gid() == "means"]
+    regions = ax.images[0].get_array()
+    assert regions.shape[:2] == (21, 21)
+    assert "100%" in ax.get_title()
+
+
+def test_plot_prototypes_draws_into_given_axes():
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    axes = figure.subplots(1, 2)
+    assert widgets.plot_prototypes(1, ax=axes[1], resolution=10) is figure
+    assert len(axes[1].collections) == 4 and not axes[0].collections
+
+
+def test_plot_prototypes_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="k_shot must be >= 1"):
+        widgets.plot_prototypes(0)
+    with pytest.raises(ValueError, match=r"n_way must be in 2\.\.10"):
+        widgets.plot_prototypes(1, n_way=1)
+    with pytest.raises(ValueError, match="both points and labels"):
+        widgets.plot_prototypes(1, points=torch.zeros(4, 2))
+    with pytest.raises(ValueError, match=r"points must be \[num_points, 2\]"):
+        widgets.plot_prototypes(1, points=torch.zeros(4, 3), labels=torch.zeros(4))
+    with pytest.raises(ValueError, match="no query point"):
+        widgets.plot_prototypes(2, points=torch.zeros(4, 2), labels=torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match=r"0\.\.N-1"):
+        widgets.plot_prototypes(1, points=torch.zeros(4, 2), labels=torch.tensor([0, 0, 2, 2]))
+
+
+def test_prototype_explorer_redraws_when_a_slider_moves():
+    explorer = widgets.prototype_explorer(k_shot=1, seed=0, n_way=3, max_shot=10, resolution=30)
+    assert set(explorer.controls) == {"k_shot", "seed", "n_way"}
+    for name, value in [("k_shot", 10), ("seed", 7), ("n_way", 5)]:
+        before = bytes(explorer.image.value)
+        explorer.controls[name].value = value
+        assert bytes(explorer.image.value) != before, name
+        assert explorer.message.value == ""
+    figure = explorer.update()
+    centres = _collection(figure.axes[0], "prototypes").get_offsets()
+    assert centres.shape == (5, 2)
+    assert repr(explorer) == "PrototypeExplorer(k_shot=10, seed=7, n_way=5)"
+
+
+def test_prototype_explorer_on_own_points_has_no_way_slider():
+    points, labels, _ = widgets.gaussian_classes(3, per_class=20, seed=1)
+    explorer = widgets.prototype_explorer(points=points, labels=labels, max_shot=19,
+                                          resolution=20)
+    assert set(explorer.controls) == {"k_shot", "seed"}
+    explorer.controls["k_shot"].value = 19
+    assert explorer.message.value == ""
+
+
+def test_prototype_explorer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"k_shot must be in 1\.\.5"):
+        widgets.prototype_explorer(k_shot=6, max_shot=5)
+    with pytest.raises(ValueError, match=r"n_way must be in 2\.\.4"):
+        widgets.prototype_explorer(n_way=5, max_way=4)
+    with pytest.raises(ValueError, match=r"seed must be in 0\.\.3"):
+        widgets.prototype_explorer(seed=4, max_seed=3)
+
+
+def test_missing_book_extras_give_an_install_hint(monkeypatch):
+    widgets._explorer_class.cache_clear()
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # "import ipywidgets" now fails
+    try:
+        with pytest.raises(ImportError, match=r"needs ipywidgets.*pip install 'fslearn\[book\]'"):
+            widgets.prototype_explorer(resolution=10)
+    finally:
+        widgets._explorer_class.cache_clear()
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"needs matplotlib.*pip install 'fslearn\[book\]'"):
+        widgets.plot_prototypes(1)
+
+# --------------------------------------------------------------------------------------------
+# Pixel-space nearest neighbour
+
+
+def test_pixel_nn_is_registered():
+    assert METHODS["pixel_nn"] is PixelNearestNeighbour
+    assert isinstance(build_method("pixel_nn", in_channels=1), PixelNearestNeighbour)
+
+
+def test_pixel_nn_scores_by_hand():
+    # 2-way 2-shot on 1x1x2 "images". Class 0: [0, 0] and [4, 0]; class 1: [1, 3] and [10, 10].
+    support_x = torch.tensor([[0.0, 0], [4, 0], [1, 3], [10, 10]]).view(1, 4, 1, 1, 2)
+    support_y = torch.tensor([[0, 0, 1, 1]])
+    # query [3, 1]: distances 10, 2 (class 0) and 8, 130 (class 1) -> scores -2, -8
+    # query [1, 2]: distances 5, 13 (class 0) and 1, 145 (class 1) -> scores -5, -1
+    query_x = torch.tensor([[3.0, 1], [1, 2]]).view(1, 2, 1, 1, 2)
+    episode = Episode(support_x, support_y, query_x, torch.tensor([[0, 1]]),
+                      torch.tensor([[0, 1]]), n_way=2)
+    scores = PixelNearestNeighbour()(episode)
+    assert torch.allclose(scores, torch.tensor([[[-2.0, -8.0], [-5.0, -1.0]]]))
+    # nearest neighbour, not nearest prototype: the mean of class 1, [5.5, 6.5], is far from
+    # [3, 1] (36.5) while the mean of class 0, [2, 0], is at 2; both rules agree here, but for
+    # [1, 2] the class-0 mean is at 5 and the class-1 mean at 40.5: nearest prototype says 0,
+    # nearest neighbour says 1
+    assert scores[0, 1].argmax() == 1
+
+
+def test_pixel_nn_on_identical_copies_is_perfect():
+    dataset = make_dataset([6] * 8, image_size=4)
+    # every image of a class identical: copy the first image of each class over the others
+    images = dataset.images.clone()
+    for c in range(8):
+        members = (dataset.labels == c).nonzero().flatten()
+        images[members] = images[members[0]].clone()
+    same = type(dataset)(images, dataset.labels, dataset.class_names, "copies")
+    result = evaluate(PixelNearestNeighbour(), same, n_way=5, k_shot=1, n_query=3, episodes=10)
+    assert result.accuracy == 1.0
