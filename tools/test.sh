@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (tools/setup.sh --install-only), then lint,
-# unit tests, notebooks and the book.
+# unit tests, the book (build + browser) and every notebook (nbval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh --install-only
@@ -10,4 +10,7 @@ if [ -z "${FSLEARN_DATA:-}" ] && [ -d ../shared/data/omniglot ]; then
 fi
 export FSLEARN_CACHE=${FSLEARN_CACHE:-$PWD/.cache/fslearn}
 "$VENV/bin/ruff" check fslearn tests benchmarks
-"$VENV/bin/python" -m pytest "$@"
+# One pytest run: the unit tests, then every notebook re-executed by nbval (strict: stored
+# outputs must match, after the substitutions in tools/nbval_sanitize.cfg).
+"$VENV/bin/python" -m pytest tests book/chapters exercises --nbval \
+  --nbval-sanitize-with tools/nbval_sanitize.cfg "$@"
