@@ -69,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--protocol", choices=sorted(PROTOCOLS), default="vinyals")
     tr.add_argument("--train-split", default="train",
                     help="split to train on (vinyals: train or trainval; lake: train)")
-    tr.add_argument("--val-split", default="val",
-                    help="split to validate on, or 'none' (vinyals: val)")
+    tr.add_argument("--val-split", default=None,
+                    help="split to validate on, or 'none' (default: val where the protocol "
+                    "has one)")
     tr.add_argument("--image-size", type=int, default=28)
     tr.add_argument("--way", type=int, default=defaults.n_way)
     tr.add_argument("--shot", type=int, default=defaults.k_shot)
@@ -133,7 +134,13 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _device(args.device)
-    val_split = None if args.val_split.lower() == "none" else args.val_split
+    if args.val_split is None:
+        val_split = "val" if "val" in PROTOCOLS[args.protocol] else None
+    else:
+        val_split = None if args.val_split.lower() == "none" else args.val_split
+    if args.train_split == "trainval" and val_split == "val":
+        raise ValueError("The val classes are part of trainval, so validating on them would "
+                         "pick the checkpoint on training classes: add --val-split none.")
     config = TrainingConfig(
         n_way=args.way, k_shot=args.shot, n_query=args.query, tasks=args.tasks,
         episodes=args.episodes, lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma,

@@ -82,6 +82,11 @@ def test_too_small_images_are_a_clear_error(tmp_path, capsys):
     assert "at least 16x16 pixels; got 12x12" in capsys.readouterr().err
 
 
+def test_validating_on_training_classes_is_refused(tmp_path, capsys):
+    assert main(["train", "protonet", "--train-split", "trainval", "--out", str(tmp_path)]) == 2
+    assert "--val-split none" in capsys.readouterr().err
+
+
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "protonet", "--data-root", str(tmp_path), "--episodes", "1"]) == 2
     # no download happens in tests: the offline message is checked in test_download.py;

@@ -295,7 +295,7 @@ def vinyals_val_characters() -> list[str]:
     return text.read_text(encoding="utf-8").split()
 
 
-def _split_characters(characters: OmniglotCharacters, protocol: str, split: str) -> list[int]:
+def _check_split(protocol: str, split: str) -> None:
     if protocol not in PROTOCOLS:
         raise ValueError(f"Unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}.")
     if split not in PROTOCOLS[protocol]:
@@ -303,6 +303,10 @@ def _split_characters(characters: OmniglotCharacters, protocol: str, split: str)
             f"The {protocol!r} protocol has no split {split!r}; choose one of "
             f"{list(PROTOCOLS[protocol])}."
         )
+
+
+def _split_characters(characters: OmniglotCharacters, protocol: str, split: str) -> list[int]:
+    _check_split(protocol, split)
     everything = list(range(len(characters.names)))
     if protocol == "lake":
         wanted_background = split == "train"
@@ -335,9 +339,7 @@ def load_omniglot(
         protocol: ``"vinyals"`` (rotations, 1200/423 characters) or ``"lake"`` (alphabets).
         root, image_size, download, cache: see :func:`load_omniglot_characters`.
     """
-    if protocol not in PROTOCOLS or split not in PROTOCOLS[protocol]:
-        _split_characters(OmniglotCharacters(torch.empty(0), torch.empty(0), [], np.empty(0)),
-                          protocol, split)  # raises the message naming the valid choices
+    _check_split(protocol, split)  # before any slow loading
     characters = load_omniglot_characters(root, image_size, download, cache)
     chosen = _split_characters(characters, protocol, split)
     rotations = _ROTATIONS if protocol == "vinyals" else (0,)
