@@ -218,7 +218,7 @@ def check(names: list[str]) -> list[str]:
         want = [_cell_summary(cell) for cell in expected.cells]
         have = [_cell_summary(cell) for cell in student.cells]
         if want != have:
-            where = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b),
+            where = next((i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
                          min(len(want), len(have)))
             problems.append(f"{name}: the student notebook differs from what the solution "
                             f"gives, from cell {where + 1} on.")

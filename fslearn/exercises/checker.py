@@ -36,8 +36,10 @@ __all__ = [
     "FunctionVerdict",
     "Mistake",
     "Status",
+    "check_function",
     "check_functions",
     "describe",
+    "generic_error_hint",
     "show",
 ]
 
@@ -284,7 +286,7 @@ def check_function(spec: FunctionSpec, student: Any) -> FunctionVerdict:
             got = _output_tensor(raw, spec)
         except _BadOutput as bad:
             return verdict("wrong", _header(spec, index, "returned the wrong kind of value")
-                           + f"\n  {bad}", ("returned_none",) if raw is None else ())
+                           + "\n" + _hint(str(bad)), ("returned_none",) if raw is None else ())
         outputs.append(got)
         if first_failure is None and not _close(got, _reference_output(spec, case), spec):
             first_failure = index
@@ -353,7 +355,8 @@ def _difference(expected: Tensor, got: Tensor, spec: FunctionSpec) -> list[str]:
     wrong = ~torch.isclose(got, expected, rtol=spec.rtol, atol=spec.atol, equal_nan=True)
     position = [int(i) for i in wrong.nonzero()[0]]
     at = "[" + ", ".join(map(str, position)) + "]"
-    axes = f" ({', '.join(spec.output_axes)})" if len(spec.output_axes) == expected.ndim else ""
+    axes = (f" ({', '.join(spec.output_axes)})"
+            if spec.output_axes and len(spec.output_axes) == expected.ndim else "")
     return [f"  output shape {_shape(expected)}{axes} is right; first wrong entry at {at}:",
             f"  expected: {_number(float(expected[tuple(position)]))}",
             f"  got:      {_number(float(got[tuple(position)]))}"]
@@ -361,6 +364,9 @@ def _difference(expected: Tensor, got: Tensor, spec: FunctionSpec) -> list[str]:
 
 def _shape_hint(expected: Tensor, got: Tensor, spec: FunctionSpec) -> str:
     want, have = tuple(expected.shape), tuple(got.shape)
+    if not want:
+        return (f"the function must return one number ({spec.returns or 'a scalar'}), not "
+                f"{got.numel()} numbers.")
     names = f" ({', '.join(spec.output_axes)})" if len(spec.output_axes) == len(want) else ""
     if sorted(want) == sorted(have):
         return (f"the axes are in the wrong order: the result must be {_shape(expected)}{names}. "
@@ -481,15 +487,15 @@ def _as_float64(value: Any) -> Tensor:
 
 def _output_tensor(raw: Any, spec: FunctionSpec) -> Tensor:
     if raw is None:
-        raise _BadOutput(f"It returned None: did you forget the `return` statement? It should "
+        raise _BadOutput(f"it returned None: did you forget the `return` statement? It should "
                          f"return {spec.returns or 'a tensor'}.")
     try:
         got = _as_float64(raw)
     except (TypeError, ValueError, RuntimeError) as error:
-        raise _BadOutput(f"It returned {_article(type(raw).__name__)}, which is not "
+        raise _BadOutput(f"it returned {_article(type(raw).__name__)}, which is not "
                          f"{spec.returns or 'a tensor'}.") from error
     if torch.is_complex(got):
-        raise _BadOutput("It returned complex numbers.")
+        raise _BadOutput("it returned complex numbers.")
     return spec.normalise(got) if spec.normalise is not None else got
 
 
