@@ -81,6 +81,13 @@ def _package_version() -> str:
     return __version__
 
 
+def readable_by_others(path: Path) -> None:
+    """Give a file made by ``tempfile`` (mode 0600) the usual permissions under the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
     """Write JSON to ``path`` through a temporary file and a rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +101,7 @@ def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        readable_by_others(Path(handle.name))
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
@@ -128,6 +136,7 @@ def save_checkpoint(
         save_file(tensors, str(partial))
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
         weights_name = f"weights-{digest[:16]}.safetensors"
+        readable_by_others(partial)
         os.replace(partial, folder / weights_name)
     except BaseException:
         partial.unlink(missing_ok=True)

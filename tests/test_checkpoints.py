@@ -38,6 +38,19 @@ def test_round_trip_restores_weights_buffers_and_record(tmp_path):
     assert {"fslearn_version", "torch_version", "weights_sha256"} <= set(record)
 
 
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path, _method(0))
+    finally:
+        os.umask(umask)
+    for file in tmp_path.iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file.name
+
+
 def test_weights_are_plain_safetensors(tmp_path):
     save_checkpoint(tmp_path, _method(0))
     record = json.loads((tmp_path / "checkpoint.json").read_text())

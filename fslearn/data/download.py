@@ -93,6 +93,9 @@ def download_file(
                 f"persists, the server's copy changed: download it by hand and place it at "
                 f"{destination}."
             )
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # tempfile made it private (0600)
         os.replace(partial, destination)
     except BaseException:
         partial.unlink(missing_ok=True)
