@@ -168,6 +168,11 @@ def train(
     out_dir = Path(out_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     method.to(device)
+    if not any(p.requires_grad for p in method.parameters()):
+        raise ValueError(
+            f"{type(method).__name__} has no trainable parameters, so there is nothing to "
+            f"train: evaluate it directly (fslearn.evaluate, or build it and call evaluate)."
+        )
     optimizer = torch.optim.Adam(method.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     validate = val_data is not None and config.val_every > 0

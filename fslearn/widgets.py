@@ -18,6 +18,7 @@ the functions raise an :class:`ImportError` that says how to install them
 from __future__ import annotations
 
 import functools
+import html
 import importlib
 import io
 import math
@@ -113,7 +114,7 @@ def _show_grid(ax: Axes, grid: np.ndarray, rows: int, row_labels: Sequence[str],
     centres = [pad + r * (cell_height + pad) + cell_height / 2 - 0.5 for r in range(rows)]
     ax.set_yticks(centres, labels=list(row_labels), fontsize=7)
     ax.tick_params(length=0)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
     for spine in ax.spines.values():
         spine.set_visible(False)
 
@@ -180,13 +181,13 @@ def plot_episode(
     query = _mosaic(episode.query_x[task], n_way, n_query)
     if figsize is None:
         cell = 0.42
-        figsize = (2.6 + cell * (k_shot + n_query) + 0.4, 0.9 + cell * n_way)
+        figsize = (2.6 + cell * (k_shot + n_query) + 0.4, 1.1 + cell * n_way)
     figure = _new_figure(*figsize)
     axes = figure.subplots(1, 2, width_ratios=[k_shot, n_query])
     _show_grid(axes[0], support, n_way, labels,
-               f"Support set $S$: {k_shot} per class", height)
+               f"Support set $S$\n{k_shot} per class", height)
     _show_grid(axes[1], query, n_way, [""] * n_way,
-               f"Query set $Q$: {n_query} per class", height)
+               f"Query set $Q$\n{n_query} per class", height)
     figure.suptitle(title if title is not None else f"A {n_way}-way {k_shot}-shot episode",
                     fontsize=10)
     return figure
@@ -234,7 +235,7 @@ def _explorer_class() -> type:
             try:
                 figure = self._draw(**self.values)
             except ValueError as error:  # a setting the data cannot meet: say why, keep going
-                self.message.value = f"<span style='color:#b00'>{error}</span>"
+                self.message.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
                 return None
             self.message.value = ""
             self.image.value = _png(figure, self._dpi)
@@ -261,7 +262,7 @@ def episode_explorer(
     max_way: int = 20,
     max_shot: int = 10,
     max_query: int = 10,
-    dpi: int = 80,
+    dpi: int = 90,
 ) -> Any:
     """A widget to browse the episodes of ``dataset``: sliders for way, shot, queries and the
     episode index, and a box for the sampler's seed.

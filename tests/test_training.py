@@ -116,3 +116,11 @@ def test_divergence_is_reported(tmp_path, omniglot_small):
     with pytest.raises(FloatingPointError, match="learning rate"):
         train(method, omniglot_small, TrainingConfig(episodes=2, **SMALL), tmp_path,
               progress=False)
+
+
+def test_a_method_without_parameters_cannot_be_trained(tmp_path, omniglot_small):
+    from fslearn.methods import build_method
+
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(build_method("pixel_nn"), omniglot_small, TrainingConfig(episodes=2, **SMALL),
+              tmp_path, progress=False)
