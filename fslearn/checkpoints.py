@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from fslearn._files import readable_by_others
 from fslearn.methods import FewShotMethod, build_method
 
 __all__ = [
@@ -79,13 +80,6 @@ def _package_version() -> str:
     from fslearn import __version__
 
     return __version__
-
-
-def readable_by_others(path: Path) -> None:
-    """Give a file made by ``tempfile`` (mode 0600) the usual permissions under the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def write_json_atomically(path: Path, content: dict[str, Any]) -> None:

@@ -63,6 +63,7 @@ def test_download_writes_the_file_when_the_checksum_matches(server, tmp_path):
                            tmp_path / "good.bin", progress=False)
     assert target.read_bytes() == PAYLOAD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.bin"]
+    assert target.stat().st_mode & 0o044, "a downloaded file should not stay private (0600)"
 
 
 def test_md5_checksums_work_too(server, tmp_path):

@@ -19,6 +19,13 @@ def _fresh(seed: int = 3) -> PrototypicalNetwork:
     return PrototypicalNetwork()
 
 
+def test_config_round_trips_through_its_dict_and_rejects_unknown_keys():
+    config = TrainingConfig(n_way=20, k_shot=5, lr=0.01, val_shot=1)
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="n_ways"):
+        TrainingConfig.from_dict({"n_ways": 5})
+
+
 def test_learning_rate_steps():
     config = TrainingConfig(lr=1.0, lr_step=10, lr_gamma=0.5)
     assert [learning_rate(config, e) for e in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from fslearn._files import readable_by_others
+
 __all__ = ["ChecksumError", "DownloadError", "RemoteFile", "download_file", "file_digest"]
 
 _CHUNK = 1 << 16
@@ -93,9 +95,7 @@ def download_file(
                 f"persists, the server's copy changed: download it by hand and place it at "
                 f"{destination}."
             )
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # tempfile made it private (0600)
+        readable_by_others(partial)
         os.replace(partial, destination)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -39,6 +39,7 @@ import platformdirs
 import torch
 from PIL import Image
 
+from fslearn._files import readable_by_others
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.download import DownloadError, RemoteFile, download_file
 
@@ -283,6 +284,7 @@ def _save_atomically(path: Path, arrays: tuple[np.ndarray, ...]) -> None:
             images, character, names, background = arrays
             np.savez(handle, images=images, character=character, names=names,
                      background=background)
+        readable_by_others(Path(handle.name))
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
