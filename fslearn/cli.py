@@ -47,7 +47,8 @@ def _hardware(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def _device(name: str) -> torch.device:

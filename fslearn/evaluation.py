@@ -9,7 +9,7 @@ mean. Two methods whose intervals overlap cannot be told apart by that experimen
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -20,7 +20,13 @@ from fslearn.data.dataset import FewShotDataset, to_float
 from fslearn.data.episodes import EpisodeIndices, EpisodeSampler
 from fslearn.methods.base import FewShotMethod, MetricMethod
 
-__all__ = ["EvaluationResult", "confidence_interval95", "embed_dataset", "evaluate"]
+__all__ = [
+    "EvaluationResult",
+    "confidence_interval95",
+    "confusion_counts",
+    "embed_dataset",
+    "evaluate",
+]
 
 #: the standard minimum number of test episodes for a reported figure
 MIN_REPORTED_EPISODES = 600
@@ -117,6 +123,79 @@ def evaluate(
     if episodes < 2:
         raise ValueError(f"episodes must be at least 2 to give a confidence interval, got "
                          f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
+    accuracies = [
+        (predictions == query_y).float().mean(dim=1).cpu()
+        for _, predictions, query_y in _predict_episodes(
+            method, dataset, n_way, k_shot, n_query, episodes, seed, device, episodes_per_batch,
+            embed_once, embeddings, progress)
+    ]
+    per_episode = torch.cat(accuracies).double()
+    return EvaluationResult(
+        accuracy=float(per_episode.mean()),
+        ci95=confidence_interval95(per_episode),
+        episodes=episodes,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        seed=seed,
+        dataset=dataset.name,
+        per_episode=per_episode.tolist(),
+    )
+
+
+@torch.no_grad()
+def confusion_counts(
+    method: FewShotMethod,
+    dataset: FewShotDataset,
+    n_way: int,
+    k_shot: int,
+    n_query: int = 15,
+    episodes: int = 1000,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    episodes_per_batch: int = 50,
+    embeddings: Tensor | None = None,
+) -> Tensor:
+    """How often a query of each dataset class was predicted as each other class.
+
+    The episodes are those of :func:`evaluate` with the same arguments. Entry ``[a, b]`` counts
+    the queries of class ``a`` labelled as class ``b``; the diagonal counts the correct ones, so
+    ``counts.sum()`` is the number of queries, ``episodes * n_way * n_query``.
+
+    Returns:
+        ``[dataset.num_classes, dataset.num_classes]`` counts (int64).
+    """
+    counts = torch.zeros(dataset.num_classes, dataset.num_classes, dtype=torch.int64)
+    for indices, predictions, query_y in _predict_episodes(
+            method, dataset, n_way, k_shot, n_query, episodes, seed, device, episodes_per_batch,
+            None, embeddings, False):
+        classes = indices.classes.to(predictions.device)
+        true_class = classes.gather(1, query_y).flatten().cpu()
+        predicted_class = classes.gather(1, predictions).flatten().cpu()
+        counts.index_put_((true_class, predicted_class),
+                          torch.ones(len(true_class), dtype=torch.int64), accumulate=True)
+    return counts
+
+
+def _predict_episodes(
+    method: FewShotMethod,
+    dataset: FewShotDataset,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    episodes: int,
+    seed: int,
+    device: torch.device | str | None,
+    episodes_per_batch: int,
+    embed_once: bool | None,
+    embeddings: Tensor | None,
+    progress: bool,
+) -> Iterator[tuple[EpisodeIndices, Tensor, Tensor]]:
+    """Yield ``(indices, predictions, query_y)`` for batches of the test episodes, in order.
+
+    ``predictions`` and ``query_y`` are ``[batch, n_way*n_query]`` episode labels. The method is
+    in evaluation mode while this runs, and back in its previous mode afterwards.
+    """
     if device is None:
         device = next(iter(method.parameters()), torch.empty(0)).device
     if embeddings is not None and len(embeddings) != len(dataset):
@@ -136,28 +215,14 @@ def evaluate(
             source = embed_dataset(method, dataset, device)
         else:
             source = dataset.images
-        accuracies = []
         for start in tqdm(range(0, episodes, episodes_per_batch), disable=not progress,
                           desc=f"{n_way}-way {k_shot}-shot", leave=False):
-            batch = [sampler.indices(i) for i in range(start, min(start + episodes_per_batch,
-                                                                  episodes))]
-            episode = _stack(batch).gather(source).to(device)
-            predictions = method(episode).argmax(dim=-1)
-            accuracies.append((predictions == episode.query_y).float().mean(dim=1).cpu())
+            stop = min(start + episodes_per_batch, episodes)
+            indices = _stack([sampler.indices(i) for i in range(start, stop)])
+            episode = indices.gather(source).to(device)
+            yield indices, method(episode).argmax(dim=-1), episode.query_y
     finally:
         method.train(was_training)
-    per_episode = torch.cat(accuracies).double()
-    return EvaluationResult(
-        accuracy=float(per_episode.mean()),
-        ci95=confidence_interval95(per_episode),
-        episodes=episodes,
-        n_way=n_way,
-        k_shot=k_shot,
-        n_query=n_query,
-        seed=seed,
-        dataset=dataset.name,
-        per_episode=per_episode.tolist(),
-    )
 
 
 def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:

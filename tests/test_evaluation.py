@@ -9,8 +9,8 @@ import torch
 from conftest import make_dataset
 from torch import nn
 
-from fslearn.data import FewShotDataset
-from fslearn.evaluation import confidence_interval95, evaluate
+from fslearn.data import EpisodeSampler, FewShotDataset
+from fslearn.evaluation import confidence_interval95, confusion_counts, evaluate
 from fslearn.methods import FewShotMethod, PrototypicalNetwork
 
 
@@ -109,3 +109,40 @@ def test_too_few_episodes_and_embed_once_misuse():
         evaluate(AlwaysFirstClass(), dataset, 4, 1, episodes=1)
     with pytest.raises(ValueError, match="MetricMethod"):
         evaluate(AlwaysFirstClass(), dataset, 4, 1, n_query=3, episodes=5, embed_once=True)
+
+
+def test_confusion_counts_of_a_constant_guess_by_hand():
+    # AlwaysFirstClass labels every query as the episode's first class, so each episode adds
+    # n_query to the diagonal entry of its first class and n_query to [c, first] for the others.
+    dataset = make_dataset([10] * 12, image_size=28)
+    counts = confusion_counts(AlwaysFirstClass(), dataset, n_way=4, k_shot=1, n_query=3,
+                              episodes=20, episodes_per_batch=6)
+    expected = torch.zeros(12, 12, dtype=torch.int64)
+    sampler = EpisodeSampler(dataset, 4, 1, 3, seed=0)
+    for i in range(20):
+        first, *others = sampler.indices(i).classes[0].tolist()
+        expected[first, first] += 3
+        for other in others:
+            expected[other, first] += 3
+    assert torch.equal(counts, expected)
+    assert int(counts.sum()) == 20 * 4 * 3
+
+
+def test_confusion_counts_agree_with_a_loop_over_episodes(omniglot_val):
+    torch.manual_seed(0)
+    method = PrototypicalNetwork().eval()
+    counts = confusion_counts(method, omniglot_val, 10, 1, n_query=4, episodes=12,
+                              episodes_per_batch=5)
+    expected = torch.zeros_like(counts)
+    sampler = EpisodeSampler(omniglot_val, 10, 1, 4, seed=0)
+    with torch.no_grad():
+        for i in range(12):
+            indices = sampler.indices(i)
+            predicted = method(indices.gather(omniglot_val.images)).argmax(-1)[0]
+            classes = indices.classes[0]
+            for true_label, predicted_label in zip(indices.labels(4)[0], predicted, strict=True):
+                expected[classes[true_label], classes[predicted_label]] += 1
+    assert torch.equal(counts, expected)
+    accuracy = evaluate(method, omniglot_val, 10, 1, n_query=4, episodes=12).accuracy
+    assert counts.diagonal().sum() / counts.sum() == pytest.approx(accuracy)
+    assert 0 < counts.diagonal().sum() < counts.sum()  # a random network makes some mistakes
