@@ -2,10 +2,12 @@
 
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
+from fslearn.data.errors import DataError
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import DataNotFoundError, load_omniglot
 
 __all__ = [
+    "DataError",
     "DataNotFoundError",
     "Episode",
     "EpisodeIndices",
