@@ -6,6 +6,7 @@ The pieces fit together like this::
     from fslearn.methods import PrototypicalNetwork
     from fslearn.training import TrainingConfig, train
     from fslearn.evaluation import evaluate
+    from fslearn.prediction import predict     # classify your own images
 """
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ from fslearn.checkpoints import load_checkpoint, save_checkpoint
 from fslearn.data import Episode, EpisodeSampler, FewShotDataset, load_image_folder, load_omniglot
 from fslearn.evaluation import EvaluationResult, confidence_interval95, evaluate
 from fslearn.methods import FewShotMethod, MetricMethod, PrototypicalNetwork
+from fslearn.prediction import Prediction, predict
 from fslearn.training import TrainingConfig, train
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "FewShotDataset",
     "FewShotMethod",
     "MetricMethod",
+    "Prediction",
     "PrototypicalNetwork",
     "TrainingConfig",
     "__version__",
@@ -31,6 +34,7 @@ __all__ = [
     "load_checkpoint",
     "load_image_folder",
     "load_omniglot",
+    "predict",
     "save_checkpoint",
     "train",
 ]

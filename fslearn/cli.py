@@ -1,9 +1,16 @@
-"""The ``fslearn`` command: train, evaluate, report and list checkpoints.
+"""The fslearn command: train, evaluate, report, predict and list checkpoints.
 
+examples:
     fslearn train protonet --protocol vinyals --way 60 --shot 1 --query 5 --episodes 20000
     fslearn evaluate protonet-omniglot --way 5 --shot 1 --episodes 1000 --json
     fslearn report protonet-omniglot --write
     fslearn checkpoints
+  your own images (one subfolder per class):
+    fslearn train protonet --data my_train/ --val-data my_val/ --way 5 --shot 1 --query 5
+    fslearn evaluate runs/my-run --data my_test/ --way 5 --shot 1 --query 5
+    fslearn predict protonet-omniglot --support my_classes/ --query new_images/
+
+Run `fslearn COMMAND --help` for the options of a command.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import platform
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from fslearn import __version__
 from fslearn.checkpoints import (
     CheckpointError,
     load_checkpoint,
@@ -26,10 +35,20 @@ from fslearn.checkpoints import (
     shipped_checkpoints,
     write_json_atomically,
 )
+from fslearn.data.dataset import FewShotDataset
 from fslearn.data.download import DownloadError
+from fslearn.data.errors import DataError
+from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import PROTOCOLS, DataNotFoundError, load_omniglot
 from fslearn.evaluation import MIN_REPORTED_EPISODES, embed_dataset, evaluate
-from fslearn.methods import METHODS, MetricMethod, build_method
+from fslearn.methods import METHODS, FewShotMethod, MetricMethod, build_method
+from fslearn.prediction import (
+    ImagePreparation,
+    check_channels,
+    format_predictions,
+    image_preparation,
+    predict,
+)
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
 from fslearn.training import TrainingConfig, train
 
@@ -55,112 +74,274 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"fslearn: --device {name} was asked for, but PyTorch sees no CUDA "
-                         f"device here; use --device cpu.")
-    return torch.device(name)
+        raise ValueError(f"--device {name} was asked for, but PyTorch sees no CUDA device here; "
+                         f"use --device cpu.")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a device PyTorch knows ({error}); use cpu, "
+                         f"cuda or auto.") from error
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: ...)`` after each option's help, except where the default is ``None``
+    or a flag's ``False`` (their help says in words what happens by default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    description = help_text.replace("%%", "%")
+    return commands.add_parser(name, help=help_text, formatter_class=_HelpFormatter,
+                               description=description[0].upper() + description[1:] + ".")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fslearn", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="fslearn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fslearn {__version__}",
+                        help="print the version of fslearn and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     defaults = TrainingConfig()
 
-    tr = commands.add_parser("train", help="train a method episodically on Omniglot")
-    tr.add_argument("method", choices=sorted(METHODS))
-    tr.add_argument("--protocol", choices=sorted(PROTOCOLS), default="vinyals")
-    tr.add_argument("--train-split", default="train",
-                    help="split to train on (vinyals: train or trainval; lake: train)")
-    tr.add_argument("--val-split", default=None,
-                    help="split to validate on, or 'none' (default: val where the protocol "
-                    "has one)")
-    tr.add_argument("--image-size", type=int, default=28)
-    tr.add_argument("--way", type=int, default=defaults.n_way)
-    tr.add_argument("--shot", type=int, default=defaults.k_shot)
-    tr.add_argument("--query", type=int, default=defaults.n_query)
-    tr.add_argument("--tasks", type=int, default=defaults.tasks, help="tasks per step")
-    tr.add_argument("--episodes", type=int, default=defaults.episodes)
-    tr.add_argument("--lr", type=float, default=defaults.lr)
-    tr.add_argument("--lr-step", type=int, default=defaults.lr_step)
-    tr.add_argument("--lr-gamma", type=float, default=defaults.lr_gamma)
-    tr.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    tr.add_argument("--val-every", type=int, default=defaults.val_every)
-    tr.add_argument("--val-episodes", type=int, default=defaults.val_episodes)
-    tr.add_argument("--val-way", type=int, default=defaults.val_way)
-    tr.add_argument("--val-shot", type=int, default=None)
-    tr.add_argument("--val-query", type=int, default=defaults.val_query)
-    tr.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    tr.add_argument("--seed", type=int, default=defaults.seed)
-    tr.add_argument("--out", type=Path, default=None,
-                    help="run folder (default: runs/<method>-<protocol>-<way>w<shot>s-seed<seed>)")
-    tr.add_argument("--no-resume", action="store_true",
-                    help="start over even if the run folder holds a resumable state")
-    tr.add_argument("--data-root", type=Path, default=None)
-    tr.add_argument("--device", default="auto")
-    tr.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    tr.add_argument("--no-progress", action="store_true")
+    tr = _command(commands, "train", "train a method episodically on Omniglot or on your own "
+                  "images (--data)")
+    tr.add_argument("method", choices=sorted(METHODS), help="the method to train")
+    data = tr.add_argument_group("data (Omniglot unless --data is given)")
+    data.add_argument("--data", type=Path, default=None, metavar="DIR",
+                      help="train on your own images instead of Omniglot: a folder with one "
+                      "subfolder of images per class (default: Omniglot)")
+    data.add_argument("--val-data", type=Path, default=None, metavar="DIR",
+                      help="with --data: a folder of validation classes (other classes than the "
+                      "training ones) to pick the best checkpoint (default: none; the last "
+                      "state is kept)")
+    data.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+                      help="Omniglot protocol (default: vinyals)")
+    data.add_argument("--train-split", default=None,
+                      help="Omniglot split to train on (vinyals: train or trainval; lake: train; "
+                      "default: train)")
+    data.add_argument("--val-split", default=None,
+                      help="Omniglot split to validate on, or 'none' (default: val where the "
+                      "protocol has one)")
+    data.add_argument("--data-root", type=Path, default=None,
+                      help="folder holding the Omniglot zips (default: $FSLEARN_DATA, else a "
+                      "per-user folder; downloaded there if missing)")
+    _image_args(tr, training=True)
+    episodes = tr.add_argument_group("training episodes")
+    episodes.add_argument("--way", type=int, default=defaults.n_way, help="classes per episode")
+    episodes.add_argument("--shot", type=int, default=defaults.k_shot,
+                          help="labelled support images per class")
+    episodes.add_argument("--query", type=int, default=defaults.n_query,
+                          help="query images per class")
+    episodes.add_argument("--tasks", type=int, default=defaults.tasks,
+                          help="tasks (episodes) per optimizer step")
+    episodes.add_argument("--episodes", type=int, default=defaults.episodes,
+                          help="optimizer steps in the whole run")
+    optim = tr.add_argument_group("optimizer")
+    optim.add_argument("--lr", type=float, default=defaults.lr, help="initial Adam learning rate")
+    optim.add_argument("--lr-step", type=int, default=defaults.lr_step,
+                       help="multiply the learning rate by --lr-gamma every this many episodes")
+    optim.add_argument("--lr-gamma", type=float, default=defaults.lr_gamma,
+                       help="learning-rate decay factor")
+    optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
+                       help="Adam weight decay")
+    val = tr.add_argument_group("validation")
+    val.add_argument("--val-every", type=int, default=defaults.val_every,
+                     help="validate every this many episodes (0: never)")
+    val.add_argument("--val-episodes", type=int, default=defaults.val_episodes,
+                     help="validation episodes (the same ones every time)")
+    val.add_argument("--val-way", type=int, default=defaults.val_way,
+                     help="classes per validation episode")
+    val.add_argument("--val-shot", type=int, default=None,
+                     help="support images per class in validation (default: --shot)")
+    val.add_argument("--val-query", type=int, default=defaults.val_query,
+                     help="query images per class in validation")
+    run = tr.add_argument_group("run")
+    run.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                     help="save the resumable state every this many episodes")
+    run.add_argument("--seed", type=int, default=defaults.seed,
+                     help="seed of the initial weights and of the episodes")
+    run.add_argument("--out", type=Path, default=None,
+                     help="run folder (default: runs/<method>-<data>-<way>w<shot>s-seed<seed>)")
+    run.add_argument("--no-resume", action="store_true",
+                     help="start over even if the run folder holds a resumable state (default: "
+                     "resume)")
+    run.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if available)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="CPU threads for PyTorch (default: PyTorch's choice)")
+    run.add_argument("--no-progress", action="store_true",
+                     help="hide the progress bar (default: shown)")
 
-    ev = commands.add_parser("evaluate", help="accuracy with its 95%% CI over test episodes")
+    ev = _command(commands, "evaluate", "accuracy with its 95%% CI over test episodes")
     ev.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
+    ev.add_argument("--way", type=int, required=True, help="classes per test episode (required)")
+    ev.add_argument("--shot", type=int, required=True,
+                    help="support images per class (required)")
     _episode_args(ev)
-    ev.add_argument("--way", type=int, required=True)
-    ev.add_argument("--shot", type=int, required=True)
-    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--data", type=Path, default=None, metavar="DIR",
+                    help="evaluate on your own test classes: a folder with one subfolder of "
+                    "images per class (default: the Omniglot test split)")
+    _image_args(ev, training=False)
+    ev.add_argument("--json", action="store_true",
+                    help="print one JSON object (default: a line of text)")
 
-    rp = commands.add_parser(
-        "report", help="evaluate the four standard Omniglot settings beside the paper's figures")
-    rp.add_argument("checkpoint")
+    rp = _command(commands, "report",
+                  "evaluate the four standard Omniglot settings beside the paper's figures")
+    rp.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
     _episode_args(rp)
     rp.add_argument("--write", action="store_true",
-                    help="store the figures as results.json in the checkpoint folder")
-    rp.add_argument("--json", action="store_true")
+                    help="store the figures as results.json in the checkpoint folder "
+                    "(default: only print them)")
+    rp.add_argument("--json", action="store_true",
+                    help="print one JSON object (default: a table)")
 
-    ls = commands.add_parser("checkpoints", help="list the shipped checkpoints")
-    ls.add_argument("--json", action="store_true")
+    pr = _command(commands, "predict",
+                  "classify new images among the classes of a few labelled ones")
+    pr.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
+    pr.add_argument("--support", type=Path, required=True, metavar="DIR",
+                    help="the labelled images: a folder with one subfolder per class, any number "
+                    "of images in each (required)")
+    pr.add_argument("--query", nargs="+", required=True, metavar="PATH",
+                    help="the images to classify: files, or folders searched recursively "
+                    "(required)")
+    _image_args(pr, training=False)
+    pr.add_argument("--batch-size", type=int, default=256, help="query images scored together")
+    pr.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if available)")
+    pr.add_argument("--json", action="store_true",
+                    help="print one JSON object (default: a table)")
+
+    ls = _command(commands, "checkpoints", "list the shipped checkpoints")
+    ls.add_argument("--json", action="store_true",
+                    help="print a JSON list (default: a line per checkpoint)")
     return parser
 
 
+def _image_args(sub: argparse.ArgumentParser, training: bool) -> None:
+    group = sub.add_argument_group("image preparation" if training else
+                                   "image preparation, for your own images (default: as the "
+                                   "checkpoint's training images)")
+    if training:
+        group.add_argument("--image-size", type=int, default=28,
+                           help="side of the square images, in pixels (images of any size are "
+                           "resized)")
+        group.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                           help="1 (greyscale) or 3 (RGB) (default: 1 for Omniglot; for --data, "
+                           "3 if any image is in colour, else 1)")
+        group.add_argument("--invert", action="store_true",
+                           help="with --data: invert the images, for dark-on-light drawings "
+                           "(default: off; Omniglot is always inverted, ink is bright)")
+        return
+    group.add_argument("--image-size", type=int, default=None,
+                       help="side of the square images, in pixels (default: the checkpoint's)")
+    group.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                       help="convert the images to 1 (greyscale) or 3 (RGB) channels (default: "
+                       "no conversion; images that do not fit the model are refused)")
+    group.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                       help="invert dark-on-light drawings (default: as the checkpoint's "
+                       "training images: on for Omniglot models)")
+
+
 def _episode_args(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--episodes", type=int, default=1000)
-    sub.add_argument("--query", type=int, default=15, help="queries per class")
+    sub.add_argument("--episodes", type=int, default=1000,
+                     help="test episodes (figures are reported over at least 600)")
+    sub.add_argument("--query", type=int, default=15, help="query images per class")
     sub.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
-                     help="default: the checkpoint's")
-    sub.add_argument("--split", default="test")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--data-root", type=Path, default=None)
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--progress", action="store_true")
+                     help="Omniglot protocol (default: the checkpoint's)")
+    sub.add_argument("--split", default="test", help="Omniglot split to evaluate on")
+    sub.add_argument("--seed", type=int, default=0, help="which test episodes")
+    sub.add_argument("--data-root", type=Path, default=None,
+                     help="folder holding the Omniglot zips (default: $FSLEARN_DATA, else a "
+                     "per-user folder)")
+    sub.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if available)")
+    sub.add_argument("--progress", action="store_true",
+                     help="show a progress bar (default: hidden)")
+
+
+def _folder(path: Path, image_size: int, channels: int | None, invert: bool) -> FewShotDataset:
+    """A folder dataset; ``channels=None`` keeps the images' own (3 if any is in colour)."""
+    return load_image_folder(path, image_size, None if channels is None else channels == 1,
+                             invert)
+
+
+def _preparation(args: argparse.Namespace, method: FewShotMethod, record: dict[str, Any]
+                 ) -> tuple[int, bool]:
+    """``(image size, invert)``: the checkpoint's, unless the command line says otherwise."""
+    prepared = image_preparation(method, record)
+    return (args.image_size or prepared.image_size,
+            prepared.invert if args.invert is None else args.invert)
+
+
+def _size_channels_invert(args: argparse.Namespace, method: FewShotMethod,
+                          record: dict[str, Any]) -> tuple[int, int | None, bool]:
+    size, invert = _preparation(args, method, record)
+    return size, args.channels, invert
+
+
+def _training_data(args: argparse.Namespace
+                   ) -> tuple[FewShotDataset, FewShotDataset | None, dict[str, Any]]:
+    """The training and validation classes, and the record of where they came from."""
+    if args.data is not None:
+        omniglot_only = [flag for flag, value in (
+            ("--protocol", args.protocol), ("--train-split", args.train_split),
+            ("--val-split", args.val_split), ("--data-root", args.data_root)) if value]
+        if omniglot_only:
+            raise ValueError(f"{', '.join(omniglot_only)} choose Omniglot data, but --data "
+                             f"trains on your own folder: leave them out.")
+        train_data = _folder(args.data, args.image_size, args.channels, args.invert)
+        channels = train_data.image_shape[0]
+        val_data = (_folder(args.val_data, args.image_size, channels, args.invert)
+                    if args.val_data is not None else None)
+        return train_data, val_data, {
+            "dataset": "folder", "train_data": str(args.data),
+            "val_data": None if args.val_data is None else str(args.val_data),
+            "image_size": args.image_size, "channels": channels, "invert": args.invert}
+    if args.val_data is not None:
+        raise ValueError("--val-data goes with --data (your own training images); for Omniglot "
+                         "choose the validation classes with --val-split.")
+    if args.invert or args.channels not in (None, 1):
+        raise ValueError("--invert and --channels 3 are for your own images (--data); Omniglot "
+                         "is greyscale and always inverted.")
+    protocol = args.protocol or "vinyals"
+    train_split = args.train_split or "train"
+    if args.val_split is None:
+        val_split = "val" if "val" in PROTOCOLS[protocol] else None
+    else:
+        val_split = None if args.val_split.lower() == "none" else args.val_split
+    if train_split == "trainval" and val_split == "val":
+        raise ValueError("The val classes are part of trainval, so validating on them would "
+                         "pick the checkpoint on training classes: add --val-split none.")
+    train_data = load_omniglot(train_split, protocol, args.data_root, args.image_size)
+    val_data = (load_omniglot(val_split, protocol, args.data_root, args.image_size)
+                if val_split else None)
+    return train_data, val_data, {
+        "dataset": "omniglot", "protocol": protocol, "train_split": train_split,
+        "val_split": val_split, "image_size": args.image_size}
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _device(args.device)
-    if args.val_split is None:
-        val_split = "val" if "val" in PROTOCOLS[args.protocol] else None
-    else:
-        val_split = None if args.val_split.lower() == "none" else args.val_split
-    if args.train_split == "trainval" and val_split == "val":
-        raise ValueError("The val classes are part of trainval, so validating on them would "
-                         "pick the checkpoint on training classes: add --val-split none.")
+    train_data, val_data, data_record = _training_data(args)
     config = TrainingConfig(
         n_way=args.way, k_shot=args.shot, n_query=args.query, tasks=args.tasks,
         episodes=args.episodes, lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
-        weight_decay=args.weight_decay, val_every=args.val_every if val_split else 0,
+        weight_decay=args.weight_decay, val_every=args.val_every if val_data else 0,
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
     )
+    source = (f"folder-{args.data.resolve().name}" if args.data is not None
+              else data_record["protocol"])
     out = args.out or Path("runs") / (
-        f"{args.method}-{args.protocol}-{args.way}w{args.shot}s-seed{args.seed}")
-    train_data = load_omniglot(args.train_split, args.protocol, args.data_root, args.image_size)
-    val_data = (load_omniglot(val_split, args.protocol, args.data_root, args.image_size)
-                if val_split else None)
+        f"{args.method}-{source}-{args.way}w{args.shot}s-seed{args.seed}")
     torch.manual_seed(config.seed)
     method = build_method(args.method, in_channels=train_data.image_shape[0])
     record = {
         "command": shlex.join(["fslearn", *argv]),
-        "data": {"dataset": "omniglot", "protocol": args.protocol,
-                 "train_split": args.train_split, "val_split": val_split,
-                 "image_size": args.image_size},
+        "data": data_record,
         "hardware": _hardware(device),
     }
     print(f"Training {args.method} on {train_data.name} ({train_data.num_classes} classes), "
@@ -185,6 +366,17 @@ def _load_for_eval(args: argparse.Namespace):
     device = _device(args.device)
     method, record = load_checkpoint(args.checkpoint, device)
     data = record.get("data", {})
+    if getattr(args, "data", None) is not None:
+        if args.protocol or args.split != "test" or args.data_root:
+            raise ValueError("--protocol, --split and --data-root choose Omniglot data, but "
+                             "--data evaluates on your own folder: leave them out.")
+        dataset = _folder(args.data, *_size_channels_invert(args, method, record))
+        check_channels(method, dataset.image_shape[0], str(args.data), str(args.checkpoint))
+        return method, dataset, device
+    if data.get("dataset", "omniglot") != "omniglot":
+        raise ValueError(f"{args.checkpoint} was trained on your own images "
+                         f"({data.get('train_data')}); evaluate it on a folder of test classes "
+                         f"with --data DIR.")
     protocol = args.protocol or data.get("protocol", "vinyals")
     dataset = load_omniglot(args.split, protocol, args.data_root, data.get("image_size", 28))
     return method, dataset, device
@@ -243,6 +435,26 @@ def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    method, record = load_checkpoint(args.checkpoint, device)
+    size, invert = _preparation(args, method, record)
+    predictions = predict(method, args.support, args.query, image_size=size,
+                          channels=args.channels, invert=invert, device=device,
+                          batch_size=args.batch_size)
+    preparation = ImagePreparation(size, int(method.hparams.get("in_channels", 1)), invert)
+    if args.json:
+        print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),
+                          "support": str(args.support),
+                          "preparation": asdict(preparation),
+                          "predictions": [p.to_dict() for p in predictions]}))
+    else:
+        print(f"Images prepared as {args.checkpoint}'s training images: "
+              f"{preparation.describe()}.", file=sys.stderr)
+        print(format_predictions(predictions))
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     shipped = shipped_checkpoints()
     listing = []
@@ -279,9 +491,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "report":
             return _report(args, argv)
+        if args.command == "predict":
+            return _predict(args)
         return _list(args)
-    except (CheckpointError, DataNotFoundError, DownloadError, ValueError) as error:
-        print(f"fslearn {args.command}: error: {error}", file=sys.stderr)
+    except (CheckpointError, DataError, DataNotFoundError, DownloadError, ValueError, OSError,
+            FloatingPointError) as error:
+        # One line, no traceback: the messages say what was wrong and what to do.
+        message = " ".join(str(error).split())
+        print(f"fslearn {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

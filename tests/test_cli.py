@@ -97,8 +97,10 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
 
 def test_cuda_on_a_cpu_machine(capsys, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(SystemExit, match="no CUDA"):
-        main(["evaluate", "protonet-omniglot", "--way", "5", "--shot", "1", "--device", "cuda"])
+    assert main(["evaluate", "protonet-omniglot", "--way", "5", "--shot", "1", "--device",
+                 "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and "--device cpu" in err and err.count("\n") == 1
 
 
 def test_python_dash_m_entry_point():
