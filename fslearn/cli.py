@@ -437,11 +437,11 @@ def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     device = _device(args.device)
-    method, record = load_checkpoint(args.checkpoint, device)
-    size, invert = _preparation(args, method, record)
-    predictions = predict(method, args.support, args.query, image_size=size,
-                          channels=args.channels, invert=invert, device=device,
+    predictions = predict(args.checkpoint, args.support, args.query, image_size=args.image_size,
+                          channels=args.channels, invert=args.invert, device=device,
                           batch_size=args.batch_size)
+    method, record = load_checkpoint(args.checkpoint)
+    size, invert = _preparation(args, method, record)
     preparation = ImagePreparation(size, int(method.hparams.get("in_channels", 1)), invert)
     if args.json:
         print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),

@@ -201,12 +201,12 @@ def predict(
     else:
         grayscale = None if channels is None else channels == 1
         support_data = load_image_folder(support, size, grayscale, flip)
-    check_channels(method, support_data.image_shape[0],
-                   f"the support set {support_data.name}", name)
+    where = support_data.name if isinstance(support, FewShotDataset) else str(support)
+    check_channels(method, support_data.image_shape[0], where, name)
     query_grayscale = channels == 1 if channels is not None else (
         support_data.image_shape[0] == 1 if isinstance(support, FewShotDataset) else None)
     if query_grayscale is None:
-        check_channels(method, image_channels(files), "the query", name)
+        check_channels(method, image_channels(files), "the query images", name)
         query_grayscale = support_data.image_shape[0] == 1
     query_images = load_image_files(files, support_data.image_shape[1:], query_grayscale, flip)
     probabilities = class_probabilities(method, support_data, query_images, device, batch_size)
