@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from fslearn._files import readable_by_others
+from fslearn.data.errors import one_line
 from fslearn.methods import FewShotMethod, build_method
 
 __all__ = [
@@ -62,18 +63,64 @@ class Checkpoint:
     tensors: dict[str, Tensor]
 
     def build_method(self, device: torch.device | str = "cpu") -> FewShotMethod:
-        """The method with these weights, in evaluation mode."""
-        method = build_method(self.metadata["method"], **self.metadata.get("hparams", {}))
+        """The method with these weights, in evaluation mode.
+
+        Raises:
+            CheckpointError: the record names an unknown method or hyper-parameters, or the
+                weights do not fit the method it describes (one line naming the first
+                mismatching tensor, instead of PyTorch's multi-line report).
+        """
+        name, hparams = self.metadata.get("method"), self.metadata.get("hparams", {})
+        built_from = f"a {name!r} built from hparams {hparams}"
+        fix = (f"the record does not describe these weights: re-create the checkpoint or fix "
+               f"hparams in {METADATA_FILE}.")
+        try:
+            method = build_method(str(name), **hparams)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"{self.path}: {METADATA_FILE} describes {built_from}, which cannot be built "
+                f"({one_line(error)}); {fix}"
+            ) from error
         weights = {k.removeprefix("model."): v for k, v in self.tensors.items()
                    if k.startswith("model.")}
-        try:
+        mismatch = _state_mismatch(weights, str(self.metadata.get("weights")),
+                                   method.state_dict(), built_from)
+        if mismatch:
+            raise CheckpointError(f"{self.path}: {mismatch}; {fix}")
+        try:  # names and shapes agree, so this should not fail; if it does, keep it to one line
             method.load_state_dict(weights, strict=True)
         except RuntimeError as error:
             raise CheckpointError(
-                f"{self.path}: the weights do not fit a {self.metadata['method']!r} built from "
-                f"hparams {self.metadata.get('hparams')} ({error})"
+                f"{self.path}: the weights do not fit {built_from} ({one_line(error)}); {fix}"
             ) from error
         return method.to(device).eval()
+
+
+def _state_mismatch(
+    weights: dict[str, Tensor], weights_name: str, expected: dict[str, Tensor], method: str
+) -> str | None:
+    """How ``weights`` differ from the state dict ``expected`` of ``method`` (the first differing
+    shape, else the missing and unexpected tensors, a few named); None when names and shapes
+    agree. Checked before ``load_state_dict``, whose report spans many lines."""
+    for key, tensor in expected.items():
+        if key in weights and weights[key].shape != tensor.shape:
+            return (f"tensor {key} has shape {tuple(weights[key].shape)} in {weights_name} but "
+                    f"{tuple(tensor.shape)} in {method}")
+    missing = [key for key in expected if key not in weights]
+    unexpected = [key for key in weights if key not in expected]
+    problems = []
+    if missing:
+        problems.append(f"lacks {len(missing)} tensor(s) that {method} has "
+                        f"({_first_few(missing)})")
+    if unexpected:
+        problems.append(f"has {len(unexpected)} tensor(s) that {method} does not "
+                        f"({_first_few(unexpected)})")
+    return f"{weights_name} " + " and ".join(problems) if problems else None
+
+
+def _first_few(names: list[str], few: int = 3) -> str:
+    more = f" and {len(names) - few} more" if len(names) > few else ""
+    return ", ".join(names[:few]) + more
 
 
 def _package_version() -> str:

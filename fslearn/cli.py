@@ -37,7 +37,7 @@ from fslearn.checkpoints import (
 )
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.download import DownloadError
-from fslearn.data.errors import DataError
+from fslearn.data.errors import DataError, one_line
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import PROTOCOLS, DataNotFoundError, load_omniglot
 from fslearn.evaluation import MIN_REPORTED_EPISODES, embed_dataset, evaluate
@@ -497,8 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, DataError, DataNotFoundError, DownloadError, ValueError, OSError,
             FloatingPointError) as error:
         # One line, no traceback: the messages say what was wrong and what to do.
-        message = " ".join(str(error).split())
-        print(f"fslearn {args.command}: error: {message}", file=sys.stderr)
+        print(f"fslearn {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError"]
+__all__ = ["DataError", "one_line"]
 
 
 class DataError(ValueError):
@@ -12,3 +12,9 @@ class DataError(ValueError):
     The message is one line that names the file and says what to do; the command line prints it
     and exits with status 2.
     """
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's text on one line (whitespace runs collapsed), for messages that the
+    command line prints as a single line; the exception's type name if it has no text."""
+    return " ".join(str(error).split()) or type(error).__name__

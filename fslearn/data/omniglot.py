@@ -19,6 +19,23 @@ Protocols:
 
 Pixels: the drawings are black ink on white; this loader inverts them so that ink is 255 and the
 background 0, which makes zero-padding in convolutions look like more background.
+
+Damaged or misplaced data: the first time an archive is read (when the processed cache is built),
+it is checked, so that a truncated download or a wrong file fails at once with a one-line
+:class:`~fslearn.data.errors.DataError` that names the file and says what to do, instead of
+surfacing later as a zip, CRC or Pillow error (or as silently wrong data):
+
+* a zip must be the official one: its MD5 is the one published in :data:`OMNIGLOT_ARCHIVES`, or a
+  ``SHA256SUMS`` file beside it (the format of ``sha256sum``: ``<hex>  <file name>``) lists its
+  SHA-256. The second way is how a faithful repack, such as a shared offline copy whose bytes
+  differ from the official zip, is trusted; to trust a copy of your own, run
+  ``sha256sum images_background.zip >> SHA256SUMS`` in its folder. A zip that carries the other
+  archive's checksum is reported as swapped;
+* every zip or unpacked folder must have the official layout: every member under
+  ``<archive name>/``, 964 (background) or 659 (evaluation) characters of 20 drawings each;
+* every drawing must decode as an image.
+
+Unpacked folders cannot be checksummed, so they get the layout and decoding checks only.
 """
 
 from __future__ import annotations
@@ -28,7 +45,11 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from io import BytesIO
@@ -37,11 +58,12 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from fslearn._files import readable_by_others
 from fslearn.data.dataset import FewShotDataset
-from fslearn.data.download import DownloadError, RemoteFile, download_file
+from fslearn.data.download import DownloadError, RemoteFile, download_file, file_digests
+from fslearn.data.errors import DataError, one_line
 
 __all__ = [
     "OMNIGLOT_ARCHIVES",
@@ -72,6 +94,19 @@ PROTOCOLS: dict[str, tuple[str, ...]] = {
 _VINYALS_TRAINVAL_CHARACTERS = 1200
 _ROTATIONS = (0, 90, 180, 270)
 _CACHE_FORMAT = 1
+#: Characters in each archive and drawings of each character, to recognise a wrong or partial set.
+_CHARACTERS = {"images_background": 964, "images_evaluation": 659}
+_DRAWERS = 20
+#: The file beside a zip that lists the SHA-256 of copies to trust (the format of ``sha256sum``).
+_SHA256SUMS = "SHA256SUMS"
+#: What reading a damaged zip can raise: a bad structure, a bad CRC or compressed stream, a
+#: flipped flag that makes a member look encrypted (RuntimeError) or use an unknown compression
+#: (NotImplementedError), a file cut short, or the disk.
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
+                NotImplementedError, RuntimeError, OSError)
+#: What Pillow raises for bytes that are not a decodable image (UnidentifiedImageError is an
+#: OSError; a few broken PNG chunks raise SyntaxError or ValueError).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -80,11 +115,34 @@ class DataNotFoundError(FileNotFoundError):
 
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     """Where datasets live: ``root`` if given, else ``$FSLEARN_DATA``, else a per-user folder."""
+    return _data_root_and_origin(root)[0]
+
+
+def _data_root_and_origin(root: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """The data root and where that value came from, so an error about it can say what to fix."""
     if root is not None:
-        return Path(root).expanduser()
+        return Path(root).expanduser(), "the root= argument or the --data-root option"
     if env := os.environ.get("FSLEARN_DATA"):
-        return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("fslearn")) / "data"
+        return Path(env).expanduser(), "the FSLEARN_DATA environment variable"
+    return Path(platformdirs.user_cache_dir("fslearn")) / "data", "the default data folder"
+
+
+def _check_data_root(root: Path, origin: str) -> None:
+    """Fail clearly on a data root that is a file or cannot be read, before anything looks inside
+    it (which would raise a bare NotADirectoryError or PermissionError)."""
+    if root.exists() and not root.is_dir():
+        raise DataNotFoundError(
+            f"The data root {root}, taken from {origin}, is a file, not a folder: point it at the "
+            f"folder that holds images_background.zip and images_evaluation.zip (or an omniglot/ "
+            f"folder with them)."
+        )
+    for folder in (root, root / "omniglot"):  # root first: without access, root/omniglot can't
+        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):  # even be looked at
+            raise DataNotFoundError(
+                f"The data folder {folder} cannot be read (the data root comes from {origin}): "
+                f"give your user read and execute permission on it (chmod u+rx {folder}) or "
+                f"point the data root at a readable copy."
+            )
 
 
 def cache_dir(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -135,7 +193,7 @@ def _locate_or_download(root: Path, download: bool) -> dict[str, Path]:
                 f"Omniglot was not found under {root} and could not be downloaded: {error} "
                 f"If this machine is offline: {by_hand}"
             ) from error
-        except PermissionError as error:
+        except OSError as error:  # not writable, or a file in the way of the folder
             raise DataNotFoundError(
                 f"Omniglot was not found under {root}, and {target} is not writable ({error}). "
                 f"Choose a writable data root (root=... or FSLEARN_DATA) or: {by_hand}"
@@ -162,46 +220,217 @@ class OmniglotCharacters:
     background: np.ndarray
 
 
-def _list_drawings(archive: Path) -> list[tuple[str, str, str]]:
-    """(alphabet, character, member) for every PNG in a zip or folder."""
-    if archive.is_dir():
-        members = [p.relative_to(archive.parent).as_posix() for p in archive.rglob("*.png")]
-    else:
-        with zipfile.ZipFile(archive) as zipped:
-            members = [m for m in zipped.namelist() if m.endswith(".png")]
+def _error_text(error: BaseException) -> str:
+    """An exception's text on one line, for messages the command line prints as one line."""
+    if isinstance(error, UnidentifiedImageError):  # its text names a BytesIO object, not a file
+        return "not a PNG or any other image format Pillow knows"
+    return one_line(error)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter, to start a sentence with a shared phrase."""
+    return text[:1].upper() + text[1:]
+
+
+class _Archive:
+    """One Omniglot archive, a zip or its unpacked folder, open for reading.
+
+    Everything that reading can raise (a truncated or corrupt zip, a bad CRC, an unreadable file)
+    comes out as a one-line :class:`DataError` that names the archive and the member and says
+    what to do, so no caller has to know zipfile's or the file system's exceptions.
+    """
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+        self.is_zip = not path.is_dir()
+        self._zip: zipfile.ZipFile | None = None
+
+    @property
+    def remedy(self) -> str:
+        """What to do about a damaged archive."""
+        if self.is_zip:
+            return ("delete it and run again to download a fresh copy, or replace it with an "
+                    "intact copy")
+        return (f"unpack an intact {self.name}.zip in its place, or delete the folder to use "
+                f"(or download) the zip")
+
+    def __enter__(self) -> _Archive:
+        if self.is_zip:
+            with self.reading():
+                self._zip = zipfile.ZipFile(self.path)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def where(self, member: str) -> str:
+        """How a message names a member: ``archive.zip: member``, or the unpacked file's path."""
+        return f"{self.path}: {member}" if self.is_zip else str(self.path.parent / member)
+
+    def members(self) -> list[str]:
+        """Every member as ``<archive name>/...`` (of a folder: its files, found recursively)."""
+        if self._zip is not None:
+            return self._zip.namelist()
+        with self.reading():  # sorted, so that a message names the same file every time
+            return sorted(p.relative_to(self.path.parent).as_posix()
+                          for p in self.path.rglob("*") if p.is_file())
+
+    def read(self, member: str) -> bytes:
+        with self.reading(member):
+            if self._zip is not None:
+                return self._zip.read(member)
+            return (self.path.parent / member).read_bytes()
+
+    @contextmanager
+    def reading(self, member: str | None = None) -> Iterator[None]:
+        """Turn the errors of reading this archive (or one member) into a DataError."""
+        where = self.where(member) if member else str(self.path)
+        try:
+            yield
+        except PermissionError as error:
+            raise DataError(
+                f"{where} cannot be read ({_error_text(error)}): give your user read permission on "
+                f"it, or point the data root at a readable copy."
+            ) from error
+        except _READ_ERRORS as error:
+            what = "is not a readable zip archive" if self.is_zip and not member else \
+                "could not be read"
+            raise DataError(
+                f"{where} {what} ({_error_text(error)}): it is truncated or damaged; "
+                f"{self.remedy}."
+            ) from error
+
+
+def _verify_checksum(archive: _Archive) -> None:
+    """Accept a zip whose digest is the official one or is listed in a SHA256SUMS beside it;
+    otherwise say whether it is damaged, swapped with the other archive, or another file."""
+    path, name = archive.path, archive.name
+    expected = {other: remote.checksum.lower().partition(":")[::2]
+                for other, remote in OMNIGLOT_ARCHIVES.items()}
+    with archive.reading():
+        digests = file_digests(path, {"sha256", *(alg for alg, _ in expected.values())})
+    listed = _sha256_listing(path)
+
+    def matches(other: str) -> bool:
+        algorithm, official = expected[other]
+        entry = listed.get(f"{other}.zip")
+        return digests[algorithm] == official or (entry is not None
+                                                  and entry[0] == digests["sha256"])
+
+    if matches(name):
+        return
+    for other in expected:
+        if other != name and matches(other):
+            raise DataError(
+                f"{path} has the checksum of {other}.zip, not of {name}.zip: the two files look "
+                f"swapped. Give each its right name ({name}.zip holds {name}/...), or delete both "
+                f"and run again to download fresh copies."
+            )
+    if f"{name}.zip" in listed:
+        listed_digest, sums_file = listed[f"{name}.zip"]
+        raise DataError(
+            f"{path} is damaged: its SHA-256 is {digests['sha256']}, but {sums_file} lists "
+            f"{listed_digest}; {archive.remedy}."
+        )
+    algorithm, official = expected[name]
+    raise DataError(
+        f"{path} is not the official {name}.zip (it may be truncated, damaged or a different "
+        f"file): its {algorithm.upper()} is {digests[algorithm]}, not {official}, and no "
+        f"{_SHA256SUMS} beside it lists it. {_sentence(archive.remedy)}; or, "
+        f"for a copy you trust (a faithful repack), list its SHA-256 in a {_SHA256SUMS} file "
+        f"beside it: cd {path.parent} && sha256sum {path.name} >> {_SHA256SUMS}"
+    )
+
+
+def _sha256_listing(path: Path) -> dict[str, tuple[str, Path]]:
+    """``file name -> (SHA-256, SHA256SUMS file)`` from the SHA256SUMS beside ``path`` and, for a
+    symbolic link, beside the file it points to (a link to a trusted copy stays trusted)."""
+    listing: dict[str, tuple[str, Path]] = {}
+    for folder in dict.fromkeys((path.resolve().parent, path.parent)):  # the link's own wins
+        sums_file = folder / _SHA256SUMS
+        try:
+            lines = sums_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            digest, _, filename = line.strip().partition(" ")
+            filename = filename.strip().removeprefix("*").removeprefix("./")
+            if len(digest) == 64 and filename:
+                listing[filename] = (digest.lower(), sums_file)
+    return listing
+
+
+def _list_drawings(archive: _Archive) -> list[tuple[str, str, str]]:
+    """(alphabet, character, member) of every drawing, sorted, once the layout is checked to be
+    the official one with the right number of characters and drawings: an archive of the other
+    set, of something else, or an incomplete one is refused here rather than loaded as data."""
+    name, path, remedy = archive.name, archive.path, archive.remedy
     drawings = []
-    for member in members:
+    for member in archive.members():
         parts = member.split("/")
+        if parts[0] != name:
+            hint = (f"it looks like {parts[0]}.zip saved under the wrong name"
+                    if parts[0] in _CHARACTERS else "it does not look like an Omniglot archive")
+            raise DataError(
+                f"{path} holds {member!r}, but every member of {name} must be under {name}/: "
+                f"{hint}; {remedy}."
+            )
+        if not member.endswith(".png"):
+            continue
         if len(parts) != 4:
-            raise ValueError(
-                f"{archive}: {member!r} is not <archive>/<Alphabet>/<characterNN>/<file>.png; "
-                f"is this the official Omniglot layout?"
+            nested = archive.path / parts[1]
+            hint = (f"it seems unpacked one level too deep: move the contents of {nested} up "
+                    f"into {archive.path}." if not archive.is_zip and parts[1] in _CHARACTERS
+                    else f"is it Omniglot? {_sentence(remedy)}.")
+            raise DataError(
+                f"{archive.where(member)} is not at {name}/<Alphabet>/<characterNN>/<file>.png, "
+                f"the official layout; {hint}"
             )
         drawings.append((parts[1], parts[2], member))
-    if not drawings:
-        raise ValueError(f"{archive} holds no PNG drawings; is it an Omniglot archive?")
+    counts = Counter((alphabet, character) for alphabet, character, _ in drawings)
+    if len(counts) != _CHARACTERS[name]:
+        swapped = [other for other, number in _CHARACTERS.items()
+                   if other != name and number == len(counts)]
+        hint = (f" ({len(counts)} is the number in {swapped[0]}: the two look swapped)"
+                if swapped else "")
+        raise DataError(
+            f"{path} holds {len(counts)} characters, but {name} has {_CHARACTERS[name]}{hint}; "
+            f"{remedy}."
+        )
+    for (alphabet, character), count in sorted(counts.items()):
+        if count != _DRAWERS:
+            raise DataError(
+                f"{path}: {alphabet}/{character} has {count} drawings, but every Omniglot "
+                f"character has {_DRAWERS} (one per drawer), so the archive is incomplete; "
+                f"{remedy}."
+            )
     return sorted(drawings)
 
 
-def _decode(data: bytes, image_size: int) -> np.ndarray:
-    with Image.open(BytesIO(data)) as image:
-        grey = image.convert("L")
-        if grey.size != (image_size, image_size):
-            grey = grey.resize((image_size, image_size), Image.Resampling.LANCZOS)
-        return 255 - np.asarray(grey, dtype=np.uint8)
+def _decode(archive: _Archive, member: str, data: bytes, image_size: int) -> np.ndarray:
+    try:
+        with Image.open(BytesIO(data)) as image:
+            grey = image.convert("L")
+            if grey.size != (image_size, image_size):
+                grey = grey.resize((image_size, image_size), Image.Resampling.LANCZOS)
+            return 255 - np.asarray(grey, dtype=np.uint8)
+    except _DECODE_ERRORS as error:
+        raise DataError(
+            f"{archive.where(member)} could not be decoded as an image ({_error_text(error)}); "
+            f"{archive.remedy}."
+        ) from error
 
 
-def _read_archive(archive: Path, image_size: int) -> tuple[list[str], list[np.ndarray]]:
-    drawings = _list_drawings(archive)
-    if archive.is_dir():
-        blobs = [(archive.parent / member).read_bytes() for _, _, member in drawings]
-    else:
-        with zipfile.ZipFile(archive) as zipped:
-            blobs = [zipped.read(member) for _, _, member in drawings]
+def _decode_drawings(
+    archive: _Archive, drawings: list[tuple[str, str, str]], image_size: int
+) -> list[np.ndarray]:
+    blobs = [(member, archive.read(member)) for _, _, member in drawings]
     # Pillow releases the GIL while decoding, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        images = list(pool.map(lambda blob: _decode(blob, image_size), blobs, chunksize=256))
-    return [f"{alphabet}/{character}" for alphabet, character, _ in drawings], images
+        return list(pool.map(lambda blob: _decode(archive, *blob, image_size), blobs))
 
 
 def _source_fingerprint(archives: dict[str, Path], image_size: int) -> str:
@@ -211,6 +440,40 @@ def _source_fingerprint(archives: dict[str, Path], image_size: int) -> str:
         described.append([name, str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     blob = json.dumps([_CACHE_FORMAT, image_size, described]).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _read_archives(
+    archives: dict[str, Path], image_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(images, character, names, background)``, as :class:`OmniglotCharacters` holds them."""
+    names: list[str] = []
+    images: list[np.ndarray] = []
+    character: list[int] = []
+    background: list[bool] = []
+    with ExitStack() as stack:
+        # Check both archives (checksum, layout) before the slow decoding, so that a damaged
+        # evaluation zip fails at once rather than after the background one is decoded.
+        checked = []
+        for archive_name in ("images_background", "images_evaluation"):
+            archive = stack.enter_context(_Archive(archive_name, archives[archive_name]))
+            if archive.is_zip:
+                _verify_checksum(archive)
+            checked.append((archive, _list_drawings(archive)))
+        for archive, drawings in checked:
+            decoded = _decode_drawings(archive, drawings, image_size)
+            for (alphabet, character_name, _), image in zip(drawings, decoded, strict=True):
+                name = f"{alphabet}/{character_name}"
+                if not names or names[-1] != name:
+                    names.append(name)
+                    background.append(archive.name == "images_background")
+                character.append(len(names) - 1)
+                images.append(image)
+    return (
+        np.stack(images)[:, None],
+        np.asarray(character, dtype=np.int64),
+        np.asarray(names),
+        np.asarray(background, dtype=bool),
+    )
 
 
 def load_omniglot_characters(
@@ -229,10 +492,18 @@ def load_omniglot_characters(
         download: fetch the official zips if they are not found.
         cache: folder of the processed cache (see :func:`cache_dir`).
         use_cache: read and write the processed cache.
+
+    Raises:
+        DataNotFoundError: the archives are neither found nor downloadable, or the data root is
+            a file or cannot be read.
+        DataError: an archive is damaged, not the official one, of the wrong set, or holds a
+            drawing that cannot be decoded (see the module docstring); nothing is cached then.
     """
     if not isinstance(image_size, int) or not 4 <= image_size <= 105:
         raise ValueError(f"image_size must be an integer from 4 to 105 pixels, got {image_size!r}")
-    archives = _locate_or_download(data_root(root), download)
+    root_path, origin = _data_root_and_origin(root)
+    _check_data_root(root_path, origin)
+    archives = _locate_or_download(root_path, download)
     cache_file = cache_dir(cache) / (
         f"omniglot-{image_size}px-{_source_fingerprint(archives, image_size)}.npz"
     )
@@ -241,24 +512,7 @@ def load_omniglot_characters(
             return _characters_from_arrays(
                 stored["images"], stored["character"], stored["names"], stored["background"]
             )
-    names: list[str] = []
-    images: list[np.ndarray] = []
-    character: list[int] = []
-    background: list[bool] = []
-    for archive_name in ("images_background", "images_evaluation"):
-        drawing_names, drawing_images = _read_archive(archives[archive_name], image_size)
-        for name, image in zip(drawing_names, drawing_images, strict=True):
-            if not names or names[-1] != name:
-                names.append(name)
-                background.append(archive_name == "images_background")
-            character.append(len(names) - 1)
-            images.append(image)
-    arrays = (
-        np.stack(images)[:, None],
-        np.asarray(character, dtype=np.int64),
-        np.asarray(names),
-        np.asarray(background, dtype=bool),
-    )
+    arrays = _read_archives(archives, image_size)
     if use_cache:
         _save_atomically(cache_file, arrays)
     return _characters_from_arrays(*arrays)
