@@ -274,12 +274,6 @@ def _preparation(args: argparse.Namespace, method: FewShotMethod, record: dict[s
             prepared.invert if args.invert is None else args.invert)
 
 
-def _size_channels_invert(args: argparse.Namespace, method: FewShotMethod,
-                          record: dict[str, Any]) -> tuple[int, int | None, bool]:
-    size, invert = _preparation(args, method, record)
-    return size, args.channels, invert
-
-
 def _training_data(args: argparse.Namespace
                    ) -> tuple[FewShotDataset, FewShotDataset | None, dict[str, Any]]:
     """The training and validation classes, and the record of where they came from."""
@@ -370,7 +364,8 @@ def _load_for_eval(args: argparse.Namespace):
         if args.protocol or args.split != "test" or args.data_root:
             raise ValueError("--protocol, --split and --data-root choose Omniglot data, but "
                              "--data evaluates on your own folder: leave them out.")
-        dataset = _folder(args.data, *_size_channels_invert(args, method, record))
+        size, invert = _preparation(args, method, record)
+        dataset = _folder(args.data, size, args.channels, invert)
         check_channels(method, dataset.image_shape[0], str(args.data), str(args.checkpoint))
         return method, dataset, device
     if data.get("dataset", "omniglot") != "omniglot":

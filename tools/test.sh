@@ -20,7 +20,7 @@ if [ -z "${FSLEARN_DATA:-}" ] && [ -d ../shared/data/omniglot ]; then
   export FSLEARN_DATA="$(cd ../shared/data/omniglot && pwd)"
 fi
 export FSLEARN_CACHE=${FSLEARN_CACHE:-$PWD/.cache/fslearn}
-"$VENV/bin/ruff" check fslearn tests benchmarks conftest.py
+"$VENV/bin/ruff" check --no-cache fslearn tests benchmarks
 # The unit tests (tests/, including the book build and the browser test). With arguments such
 # as `-k`, a run that selects no test (pytest's exit status 5) is not a failure.
 status=0
