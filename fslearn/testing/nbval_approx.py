@@ -26,9 +26,9 @@ out of tolerance shows in its ordinary diff, followed by one line saying which n
 which tolerance. The sanitizer (``--nbval-sanitize-with``) is applied first, exactly once.
 
 The plugin is enabled by ``-p fslearn.testing.nbval_approx`` (the repository's ``pyproject.toml``
-puts it in pytest's ``addopts``) and does nothing unless nbval collects notebooks. Under ``--nbval-lax`` a marked cell is checked as if it
-had ``# NBVAL_CHECK_OUTPUT``. The functions :func:`parse_marker` and :func:`merge_numbers` hold
-the logic and are tested on their own.
+puts it in pytest's ``addopts``) and does nothing unless nbval collects notebooks. Under
+``--nbval-lax`` a marked cell is checked as if it had ``# NBVAL_CHECK_OUTPUT``. The functions
+:func:`parse_marker` and :func:`merge_numbers` hold the logic and are tested on their own.
 """
 
 from __future__ import annotations
