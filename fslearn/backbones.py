@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Conv4", "conv_block"]
+__all__ = ["Conv4", "TaskBatchNorm2d", "conv_block"]
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -38,6 +39,10 @@ class Conv4(nn.Module):
         in_channels: 1 for Omniglot, 3 for colour images.
         hidden_channels: filters in every block (64 in the paper).
         blocks: number of conv blocks (4 in the paper).
+
+    Attributes:
+        channels_last: run the convolutions on channels-last tensors (faster on a CPU). Set it
+            to False under ``torch.func.vmap``, which cannot convert memory formats.
     """
 
     def __init__(self, in_channels: int = 1, hidden_channels: int = 64, blocks: int = 4) -> None:
@@ -48,6 +53,7 @@ class Conv4(nn.Module):
         )
         self.in_channels = in_channels
         self.min_size = 2**blocks
+        self.channels_last = True
 
     def forward(self, x: Tensor) -> Tensor:
         """``x: [batch, C, H, W]`` -> ``[batch, D]`` flattened features."""
@@ -62,5 +68,31 @@ class Conv4(nn.Module):
                 f"times, so it needs images of at least {self.min_size}x{self.min_size} pixels; "
                 f"got {x.shape[-2]}x{x.shape[-1]}. Use a larger image size."
             )
-        # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2).
-        return self.features(x.contiguous(memory_format=torch.channels_last)).flatten(1)
+        if self.channels_last:
+            # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.features(x).flatten(1)
+
+
+class TaskBatchNorm2d(nn.Module):
+    """Batch norm with the statistics of the current batch, always, and no running averages.
+
+    What MAML's reference code does at training and at test time alike (transductive batch
+    norm): each task's images are normalised by their own mean and variance. It keeps no state
+    outside its parameters, so it can be run with ``torch.func.vmap`` over tasks.
+
+    The affine part is applied outside ``F.batch_norm`` on purpose: under ``vmap``,
+    ``F.batch_norm(x, None, None, weight, bias, training=True)`` gives wrong second-order
+    gradients in torch 2.13 (measured; ``shared/notes/repro_vmap_batchnorm.py``), while the
+    normalisation alone followed by ``* weight + bias`` gives the right ones.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
+        return normalised * self.weight[:, None, None] + self.bias[:, None, None]

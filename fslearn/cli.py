@@ -16,6 +16,7 @@ Run `fslearn COMMAND --help` for the options of a command.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import platform
 import shlex
@@ -41,7 +42,8 @@ from fslearn.data.errors import DataError, one_line
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import PROTOCOLS, DataNotFoundError, load_omniglot
 from fslearn.evaluation import MIN_REPORTED_EPISODES, embed_dataset, evaluate
-from fslearn.methods import METHODS, FewShotMethod, MetricMethod, build_method
+from fslearn.methods import MAML, METHODS, FewShotMethod, MetricMethod, build_method
+from fslearn.methods.maml import ENGINES
 from fslearn.prediction import (
     ImagePreparation,
     check_channels,
@@ -53,6 +55,8 @@ from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
 from fslearn.training import TrainingConfig, train
 
 __all__ = ["main"]
+
+OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, MAML))
 
 
 def _hardware(device: torch.device) -> str:
@@ -140,6 +144,18 @@ def _parser() -> argparse.ArgumentParser:
                           help="tasks (episodes) per optimizer step")
     episodes.add_argument("--episodes", type=int, default=defaults.episodes,
                           help="optimizer steps in the whole run")
+    inner = tr.add_argument_group(
+        f"optimisation-based methods ({', '.join(OPTIMISATION_METHODS)}): the inner loop")
+    inner.add_argument("--inner-steps", type=int, default=None,
+                       help="inner gradient steps per task in training (default: 1)")
+    inner.add_argument("--inner-lr", type=float, default=None,
+                       help="inner step size alpha (default: 0.4; Meta-SGD: its initial value)")
+    inner.add_argument("--test-inner-steps", type=int, default=None,
+                       help="inner steps in validation and evaluation (default: --inner-steps; "
+                       "Finn et al. test with 3)")
+    inner.add_argument("--engine", choices=ENGINES, default=None,
+                       help="run the tasks of a batch in a loop or vectorised with "
+                       "torch.func.vmap (default: auto, vmap on CUDA and the loop on a CPU)")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--lr", type=float, default=defaults.lr, help="initial Adam learning rate")
     optim.add_argument("--lr-step", type=int, default=defaults.lr_step,
@@ -181,6 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--shot", type=int, required=True,
                     help="support images per class (required)")
     _episode_args(ev)
+    ev.add_argument("--test-inner-steps", type=int, default=None,
+                    help=f"for {', '.join(OPTIMISATION_METHODS)}: inner steps on each test "
+                    f"episode's support set (default: the checkpoint's)")
     ev.add_argument("--data", type=Path, default=None, metavar="DIR",
                     help="evaluate on your own test classes: a folder with one subfolder of "
                     "images per class (default: the Omniglot test split)")
@@ -315,6 +334,31 @@ def _training_data(args: argparse.Namespace
         "val_split": val_split, "image_size": args.image_size}
 
 
+def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
+                    config: TrainingConfig) -> dict[str, Any]:
+    """The constructor arguments of the method, from the data and the command line."""
+    accepted = inspect.signature(METHODS[args.method].__init__).parameters
+    hparams: dict[str, Any] = {"in_channels": train_data.image_shape[0]}
+    if "n_way" in accepted:  # a classifier head of n_way outputs: episodes must match it
+        hparams["n_way"] = args.way
+        if config.val_every and config.val_way != args.way:
+            raise ValueError(f"{args.method} has a head of --way {args.way} classes, so it "
+                             f"validates on {args.way}-way episodes only: pass --val-way "
+                             f"{args.way}.")
+    if "image_size" in accepted:
+        hparams["image_size"] = train_data.image_shape[1]
+    for option in ("inner_steps", "inner_lr", "test_inner_steps", "engine"):
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option not in accepted:
+            raise ValueError(f"--{option.replace('_', '-')} is an option of the "
+                             f"optimisation-based methods ({', '.join(OPTIMISATION_METHODS)}), "
+                             f"not of {args.method}: leave it out.")
+        hparams[option] = value
+    return hparams
+
+
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -332,7 +376,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = args.out or Path("runs") / (
         f"{args.method}-{source}-{args.way}w{args.shot}s-seed{args.seed}")
     torch.manual_seed(config.seed)
-    method = build_method(args.method, in_channels=train_data.image_shape[0])
+    method = build_method(args.method, **_method_hparams(args, train_data, config))
     record = {
         "command": shlex.join(["fslearn", *argv]),
         "data": data_record,
@@ -386,6 +430,14 @@ def _check_episodes(episodes: int) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     _check_episodes(args.episodes)
     method, dataset, device = _load_for_eval(args)
+    if args.test_inner_steps is not None:
+        if not isinstance(method, MAML):
+            raise ValueError(f"--test-inner-steps is for the optimisation-based methods "
+                             f"({', '.join(OPTIMISATION_METHODS)}); {method.name} does not "
+                             f"adapt by gradient steps.")
+        if args.test_inner_steps < 0:
+            raise ValueError(f"--test-inner-steps must be 0 or more, got {args.test_inner_steps}")
+        method.test_inner_steps = args.test_inner_steps
     result = evaluate(method, dataset, args.way, args.shot, args.query, args.episodes,
                       seed=args.seed, device=device, progress=args.progress)
     if args.json:

@@ -216,9 +216,8 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, index)
             episode = sampler.episode(index).to(device)
-            loss, logits = method.loss(episode)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, logits = method.training_step(episode)
             optimizer.step()
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):

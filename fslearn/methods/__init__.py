@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
+from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 
-__all__ = ["METHODS", "FewShotMethod", "MetricMethod", "PrototypicalNetwork", "build_method"]
+__all__ = [
+    "ANIL",
+    "MAML",
+    "METHODS",
+    "FewShotMethod",
+    "FirstOrderMAML",
+    "MetaSGD",
+    "MetricMethod",
+    "PrototypicalNetwork",
+    "build_method",
+]
 
 #: methods that ``fslearn train <name>`` and checkpoints know by name
 METHODS: dict[str, type[FewShotMethod]] = {
     PrototypicalNetwork.name: PrototypicalNetwork,
     PixelNearestNeighbour.name: PixelNearestNeighbour,
+    MAML.name: MAML,
+    FirstOrderMAML.name: FirstOrderMAML,
+    MetaSGD.name: MetaSGD,
+    ANIL.name: ANIL,
 }
 
 

@@ -39,6 +39,17 @@ class FewShotMethod(nn.Module, ABC):
         logits = self(episode)
         return F.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten()), logits
 
+    def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        """Accumulate the gradient of :meth:`loss` into the parameters' ``.grad``; return the
+        loss and the logits, detached. The training loop calls this, then the optimizer.
+
+        A method overrides it to back-propagate in pieces (MAML's per-task loop keeps one
+        task's graph in memory at a time) or to set ``.grad`` to another update direction.
+        """
+        loss, logits = self.loss(episode)
+        loss.backward()
+        return loss.detach(), logits.detach()
+
 
 class MetricMethod(FewShotMethod):
     """A method that sees each image only through a fixed embedding ``f(x)``.

@@ -1,0 +1,262 @@
+r"""Model-agnostic meta-learning (Finn, Abbeel and Levine, 2017) and its first-order, Meta-SGD
+and ANIL variants: one functional inner loop, two engines over the tasks of a batch.
+
+For each task, the inner loop adapts the parameters :math:`\theta` to the support set with a few
+gradient steps,
+
+.. math:: \theta'_0 = \theta, \qquad
+          \theta'_{s+1} = \theta'_s - \alpha \odot \nabla_{\theta'} \mathcal{L}_{S}(\theta'_s),
+
+and the outer loop moves :math:`\theta` to lower the query loss of the adapted parameters summed
+over the tasks, :math:`\sum_\tau \mathcal{L}_{Q_\tau}(\theta'_{S}(\theta))`. Its gradient
+differentiates through the inner steps (second order). The variants:
+
+* **first-order MAML** treats each inner gradient as a constant, so
+  :math:`\partial\theta'/\partial\theta = I` and no second derivatives are needed;
+* **Meta-SGD** (Li et al. 2017) learns :math:`\alpha`, one step size per parameter entry;
+* **ANIL** (Raghu et al. 2020) adapts only the final linear layer; the body gets the outer
+  gradient only.
+
+The inner loop is written with :func:`torch.func.functional_call` and :func:`torch.func.grad`,
+so the same code runs in a per-task Python loop or vectorised over the tasks with
+:func:`torch.func.vmap`, and under ``torch.no_grad()`` (evaluation still adapts).
+
+Batch norm uses the statistics of the current batch, at training and at test time alike, as in
+the authors' code (transductive): see :class:`~fslearn.backbones.TaskBatchNorm2d`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from fslearn.backbones import Conv4, TaskBatchNorm2d
+from fslearn.data.episodes import Episode
+from fslearn.methods.base import FewShotMethod
+
+__all__ = ["ANIL", "ENGINES", "MAML", "FirstOrderMAML", "MetaSGD", "inner_loop", "maml_network"]
+
+#: how the tasks of a batch are run: one after another, or vectorised with torch.func.vmap
+ENGINES = ("auto", "loop", "vmap")
+
+Params = dict[str, Tensor]
+
+
+def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
+                 hidden_channels: int = 64, blocks: int = 4) -> nn.Sequential:
+    """Conv4 with per-batch batch norm (module ``0``), then a linear layer to ``n_way`` logits
+    (module ``1``, the head). Each block halves the image, so the head takes
+    ``hidden_channels * (image_size // 2**blocks)**2`` features (64 for 28x28 Omniglot)."""
+    body = Conv4(in_channels, hidden_channels, blocks)
+    for block in body.features:
+        block[1] = TaskBatchNorm2d(hidden_channels)
+    side = image_size // 2**blocks
+    if side < 1:
+        raise ValueError(f"image_size {image_size} is too small for {blocks} blocks, which "
+                         f"halve it {blocks} times: use at least {2**blocks} pixels.")
+    return nn.Sequential(body, nn.Linear(hidden_channels * side * side, n_way))
+
+
+def inner_loop(
+    model: nn.Module,
+    params: Params,
+    support_x: Tensor,
+    support_y: Tensor,
+    steps: int,
+    step_sizes: dict[str, Tensor | float],
+    first_order: bool = False,
+) -> Params:
+    """Adapt ``params`` to one task's support set with ``steps`` gradient steps.
+
+    Args:
+        model: the network, called as ``functional_call(model, params, support_x)``.
+        params: every parameter of ``model`` by name; those in ``step_sizes`` are adapted.
+        support_x: ``[n_support, C, H, W]``; support_y: ``[n_support]`` labels.
+        steps: number of inner gradient steps (0 returns ``params`` unchanged).
+        step_sizes: the inner learning rate of each adapted parameter, a number or a tensor
+            shaped like the parameter (Meta-SGD).
+        first_order: treat the inner gradients as constants (no second derivatives).
+
+    Returns:
+        The adapted parameters (the others unchanged), as differentiable functions of
+        ``params`` unless ``first_order``.
+    """
+    adapted = {name: params[name] for name in step_sizes}
+    fixed = {name: value for name, value in params.items() if name not in step_sizes}
+
+    def support_loss(fast: Params) -> Tensor:
+        logits = functional_call(model, {**fixed, **fast}, (support_x,))
+        return F.cross_entropy(logits, support_y)
+
+    for _ in range(steps):
+        # torch.func.grad rather than torch.autograd.grad: it works inside vmap and under
+        # torch.no_grad(), and the outer autograd still differentiates through it
+        gradients = grad(support_loss)(adapted)
+        adapted = {
+            name: value - step_sizes[name] * (gradients[name].detach() if first_order
+                                              else gradients[name])
+            for name, value in adapted.items()
+        }
+    return {**fixed, **adapted}
+
+
+class MAML(FewShotMethod):
+    """Second-order MAML on a Conv4 with a linear head of ``n_way`` outputs.
+
+    Args:
+        n_way: classes per episode (the size of the head; episodes must have this many).
+        in_channels: image channels.
+        inner_steps: inner gradient steps in training.
+        inner_lr: the inner step size :math:`\\alpha`.
+        test_inner_steps: inner steps when the method is in evaluation mode (the paper tests
+            with 3, the authors' code with 10); default: ``inner_steps``.
+        first_order: drop the second derivatives (first-order MAML).
+        engine: ``"loop"`` (tasks one after another; faster on a CPU), ``"vmap"`` (tasks
+            vectorised; for a GPU) or ``"auto"`` (vmap on CUDA, loop elsewhere).
+        image_size: side of the square input images (sets the head's input size).
+        hidden_channels, blocks: the Conv4's width and depth (smaller for tests).
+    """
+
+    name = "maml"
+
+    def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
+                 inner_lr: float = 0.4, test_inner_steps: int | None = None,
+                 first_order: bool = False, engine: str = "auto", image_size: int = 28,
+                 hidden_channels: int = 64, blocks: int = 4) -> None:
+        super().__init__()
+        for label, value in (("n_way", n_way), ("inner_steps", inner_steps)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if test_inner_steps is not None and (not isinstance(test_inner_steps, int)
+                                             or test_inner_steps < 0):
+            raise ValueError(f"test_inner_steps must be a non-negative integer, got "
+                             f"{test_inner_steps!r}")
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.network = maml_network(n_way, in_channels, image_size, hidden_channels, blocks)
+        self.n_way, self.inner_steps, self.inner_lr = n_way, inner_steps, float(inner_lr)
+        self.test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+        self.first_order, self.engine = first_order, engine
+        self.hparams = {"n_way": n_way, "in_channels": in_channels, "inner_steps": inner_steps,
+                        "inner_lr": float(inner_lr), "test_inner_steps": test_inner_steps,
+                        "first_order": first_order, "engine": engine, "image_size": image_size,
+                        "hidden_channels": hidden_channels, "blocks": blocks}
+
+    # -- what the variants change --------------------------------------------------------------
+    def network_params(self) -> Params:
+        """The parameters :math:`\\theta` of the network, by name."""
+        return dict(self.network.named_parameters())
+
+    def step_sizes(self) -> dict[str, Tensor | float]:
+        """The inner step size of every adapted parameter (all of them, here)."""
+        return {name: self.inner_lr for name, _ in self.network.named_parameters()}
+
+    # -- one task, many tasks ------------------------------------------------------------------
+    def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
+                        support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        """One task: adapt to its support set, then its query logits ``[n_query_total, n_way]``."""
+        steps = self.inner_steps if self.training else self.test_inner_steps
+        adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
+                             self.first_order)
+        return functional_call(self.network, adapted, (query_x,))
+
+    def resolved_engine(self) -> str:
+        if self.engine != "auto":
+            return self.engine
+        device = next(self.parameters()).device
+        return "vmap" if device.type == "cuda" else "loop"
+
+    def _check(self, episode: Episode) -> None:
+        if episode.n_way != self.n_way:
+            raise ValueError(f"This {self.name} model has a head of {self.n_way} classes, so it "
+                             f"scores {self.n_way}-way episodes only; got {episode.n_way}-way. "
+                             f"Train a {episode.n_way}-way model (--way {episode.n_way}).")
+        if episode.support_x.dim() != 5:
+            raise ValueError(f"{self.name} adapts on images [tasks, n, C, H, W]; got support_x "
+                             f"of shape {tuple(episode.support_x.shape)}")
+
+    def forward(self, episode: Episode) -> Tensor:
+        """Query logits ``[tasks, n_way*n_query, n_way]``, each task adapted on its support."""
+        self._check(episode)
+        params, step_sizes = self.network_params(), self.step_sizes()
+        task: Callable[..., Tensor] = lambda sx, sy, qx: self.adapt_and_score(  # noqa: E731
+            params, step_sizes, sx, sy, qx)
+        vectorised = self.resolved_engine() == "vmap"
+        self.network[0].channels_last = not vectorised  # vmap cannot change memory formats
+        if vectorised:
+            return vmap(task, randomness="error")(episode.support_x, episode.support_y,
+                                                  episode.query_x)
+        return torch.stack([task(episode.support_x[t], episode.support_y[t], episode.query_x[t])
+                            for t in range(episode.tasks)])
+
+    def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        """The loop engine back-propagates each task as soon as it is scored, so that only one
+        task's graph (activations of every inner step) is in memory at a time."""
+        if self.resolved_engine() == "vmap":
+            return super().training_step(episode)
+        self._check(episode)
+        self.network[0].channels_last = True
+        params, step_sizes = self.network_params(), self.step_sizes()
+        total, all_logits = torch.zeros(()), []
+        for t in range(episode.tasks):
+            logits = self.adapt_and_score(params, step_sizes, episode.support_x[t],
+                                          episode.support_y[t], episode.query_x[t])
+            loss = F.cross_entropy(logits, episode.query_y[t]) / episode.tasks
+            loss.backward()
+            total = total + loss.detach().cpu()
+            all_logits.append(logits.detach())
+        return total, torch.stack(all_logits)
+
+
+class FirstOrderMAML(MAML):
+    """MAML without second derivatives: each inner gradient is a constant in the outer step."""
+
+    name = "fomaml"
+
+    def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
+                 inner_lr: float = 0.4, test_inner_steps: int | None = None,
+                 engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
+                 blocks: int = 4) -> None:
+        super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
+                         first_order=True, engine=engine, image_size=image_size,
+                         hidden_channels=hidden_channels, blocks=blocks)
+        del self.hparams["first_order"]
+
+
+class MetaSGD(MAML):
+    """MAML with a learned step size for every parameter entry, initialised to ``inner_lr``."""
+
+    name = "metasgd"
+
+    def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
+                 inner_lr: float = 0.4, test_inner_steps: int | None = None,
+                 engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
+                 blocks: int = 4) -> None:
+        super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
+                         first_order=False, engine=engine, image_size=image_size,
+                         hidden_channels=hidden_channels, blocks=blocks)
+        del self.hparams["first_order"]
+        # ParameterDict keys may not contain dots: "0.features.0.0.weight" -> "0-features-..."
+        self.learned_step_sizes = nn.ParameterDict({
+            name.replace(".", "-"): nn.Parameter(torch.full_like(value, inner_lr))
+            for name, value in self.network.named_parameters()})
+
+    def step_sizes(self) -> dict[str, Tensor | float]:
+        return {name: self.learned_step_sizes[name.replace(".", "-")]
+                for name, _ in self.network.named_parameters()}
+
+
+class ANIL(MAML):
+    """Almost no inner loop: only the linear head is adapted; the body learns in the outer loop."""
+
+    name = "anil"
+
+    def step_sizes(self) -> dict[str, Tensor | float]:
+        return {name: self.inner_lr for name, _ in self.network.named_parameters()
+                if name.startswith("1.")}  # module 1 of the network is the head

@@ -1,0 +1,221 @@
+"""MAML and its variants: the inner loop by hand, both engines against each other, the
+meta-gradient against finite differences and against a first-order reference, adaptation under
+torch.no_grad(), and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from fslearn.checkpoints import load_checkpoint, save_checkpoint
+from fslearn.data import Episode
+from fslearn.methods import ANIL, MAML, FirstOrderMAML, MetaSGD, build_method
+from fslearn.methods.maml import inner_loop
+
+SMALL = {"n_way": 3, "in_channels": 1, "image_size": 8, "hidden_channels": 3, "blocks": 2}
+
+
+def _episode(tasks: int = 2, n_way: int = 3, shots: int = 2, queries: int = 2,
+             size: int = 8, dtype=torch.float64, seed: int = 0) -> Episode:
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n_way)
+    return Episode(
+        support_x=torch.rand(tasks, n_way * shots, 1, size, size, generator=generator,
+                             dtype=dtype),
+        support_y=labels.repeat_interleave(shots).expand(tasks, -1).contiguous(),
+        query_x=torch.rand(tasks, n_way * queries, 1, size, size, generator=generator,
+                           dtype=dtype),
+        query_y=labels.repeat_interleave(queries).expand(tasks, -1).contiguous(),
+        classes=labels.expand(tasks, -1).contiguous(),
+        n_way=n_way,
+    )
+
+
+def _model(cls, steps: int = 1, seed: int = 0, **kwargs) -> MAML:
+    torch.manual_seed(seed)
+    model = cls(inner_steps=steps, inner_lr=0.3, **SMALL, **kwargs).double()
+    # non-trivial batch-norm parameters, so that their gradients are tested too
+    with torch.no_grad():
+        for value in model.network.parameters():
+            if value.dim() == 1:
+                value.add_(0.3 * torch.randn_like(value))
+    return model
+
+
+def _meta_gradient(model: MAML, episode: Episode, engine: str, per_task: bool) -> torch.Tensor:
+    model.engine = engine
+    model.zero_grad(set_to_none=True)
+    if per_task:
+        model.training_step(episode)
+    else:
+        model.loss(episode)[0].backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def _meta_loss_at(model: MAML, episode: Episode, flat: torch.Tensor) -> float:
+    originals = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        offset = 0
+        for p in model.parameters():
+            p.copy_(flat[offset: offset + p.numel()].view_as(p))
+            offset += p.numel()
+    model.engine = "loop"
+    loss = float(model.loss(episode)[0].detach())
+    with torch.no_grad():
+        for p, original in zip(model.parameters(), originals, strict=True):
+            p.copy_(original)
+    return loss
+
+
+def test_inner_step_by_hand():
+    """One inner step on a 2-class linear model, against the softmax cross-entropy gradient
+    written out: dL/dW = mean_i (softmax(W x_i + b) - onehot(y_i)) x_i^T."""
+    torch.manual_seed(0)
+    model = nn.Linear(2, 2).double()
+    x = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, -1.0]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    params = dict(model.named_parameters())
+    adapted = inner_loop(model, params, x, y, steps=1, step_sizes={"weight": 0.5, "bias": 0.5})
+    error = (torch.softmax(x @ params["weight"].T + params["bias"], -1)
+             - F.one_hot(y, 2).double()) / len(x)
+    assert torch.allclose(adapted["weight"], params["weight"] - 0.5 * error.T @ x)
+    assert torch.allclose(adapted["bias"], params["bias"] - 0.5 * error.sum(0))
+    # only the named parameters adapt; zero steps change nothing
+    head_only = inner_loop(model, params, x, y, steps=1, step_sizes={"bias": 0.5})
+    assert head_only["weight"] is params["weight"]
+    unchanged = inner_loop(model, params, x, y, steps=0, step_sizes={"weight": 0.5, "bias": 0.5})
+    assert all(unchanged[k] is params[k] for k in params)
+
+
+@pytest.mark.parametrize("cls, steps", [(MAML, 1), (MAML, 3), (FirstOrderMAML, 1),
+                                        (MetaSGD, 1), (ANIL, 2)])
+def test_the_two_engines_give_one_meta_gradient(cls, steps):
+    model, episode = _model(cls, steps), _episode()
+    reference = _meta_gradient(model, episode, "loop", per_task=False)
+    assert reference.abs().max() > 0
+    for engine, per_task in (("loop", True), ("vmap", False)):
+        other = _meta_gradient(model, episode, engine, per_task)
+        relative = (other - reference).abs().max() / reference.abs().max()
+        assert relative <= 1e-10, (engine, per_task, float(relative))
+
+
+@pytest.mark.parametrize("cls, steps", [(MAML, 1), (MAML, 3), (MetaSGD, 1), (ANIL, 2)])
+def test_meta_gradient_matches_finite_differences(cls, steps):
+    model, episode = _model(cls, steps), _episode()
+    gradient = _meta_gradient(model, episode, "vmap", per_task=False)
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        direction = torch.randn(len(theta), generator=generator, dtype=torch.float64)
+        eps = 1e-6
+        numeric = (_meta_loss_at(model, episode, theta + eps * direction)
+                   - _meta_loss_at(model, episode, theta - eps * direction)) / (2 * eps)
+        analytic = float(gradient @ direction)
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
+
+
+def test_first_order_gradient_is_the_query_gradient_at_the_adapted_parameters():
+    model, episode = _model(FirstOrderMAML, steps=2), _episode()
+    gradient = _meta_gradient(model, episode, "vmap", per_task=False)
+    params = dict(model.network.named_parameters())
+    expected = {name: torch.zeros_like(value) for name, value in params.items()}
+    for t in range(episode.tasks):
+        adapted = inner_loop(model.network, params, episode.support_x[t], episode.support_y[t],
+                             2, model.step_sizes())
+        fast = {name: value.detach().requires_grad_() for name, value in adapted.items()}
+        loss = F.cross_entropy(functional_call(model.network, fast, (episode.query_x[t],)),
+                               episode.query_y[t]) / episode.tasks
+        for name, g in zip(fast, torch.autograd.grad(loss, list(fast.values())), strict=True):
+            expected[name] += g
+    reference = torch.cat([expected[name].flatten() for name in params])
+    assert torch.allclose(gradient, reference, rtol=1e-10, atol=1e-12)
+    # ...which is not the second-order gradient
+    second = _meta_gradient(_model(MAML, steps=2), episode, "vmap", per_task=False)
+    assert not torch.allclose(gradient, second, rtol=1e-3)
+
+
+@pytest.mark.parametrize("engine", ["loop", "vmap"])
+def test_adaptation_works_under_no_grad(engine):
+    """evaluate() runs under torch.no_grad() and in eval mode: the inner loop must still adapt,
+    with the test-time number of steps."""
+    model = _model(MAML, steps=1, test_inner_steps=5, engine=engine)
+    frozen = _model(MAML, steps=1, test_inner_steps=0, engine=engine)
+    episode = _episode(tasks=3)
+    model.eval()
+    frozen.eval()
+    with torch.no_grad():
+        adapted_logits = model(episode)
+        unadapted_logits = frozen(episode)
+        # scoring the support set itself: 5 steps on it must lower its loss
+        on_support = Episode(episode.support_x, episode.support_y, episode.support_x,
+                             episode.support_y, episode.classes, episode.n_way)
+        before = F.cross_entropy(frozen(on_support).flatten(0, 1), episode.support_y.flatten())
+        after = F.cross_entropy(model(on_support).flatten(0, 1), episode.support_y.flatten())
+    assert adapted_logits.shape == (3, 6, 3)
+    assert not torch.allclose(adapted_logits, unadapted_logits)
+    assert float(after) < float(before)
+
+
+def test_bad_requests_are_clear_errors():
+    with pytest.raises(ValueError, match="inner_steps must be a positive integer, got 0"):
+        MAML(inner_steps=0)
+    with pytest.raises(ValueError, match="inner_lr must be positive"):
+        MAML(inner_lr=0)
+    with pytest.raises(ValueError, match="engine must be one of auto, loop, vmap"):
+        MAML(engine="gpu")
+    with pytest.raises(ValueError, match="at least 16 pixels"):
+        MAML(image_size=8)
+    model = _model(MAML)
+    with pytest.raises(ValueError, match=r"head of 3 classes.*got 5-way.*--way 5"):
+        model(_episode(n_way=5))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = _model(MetaSGD, steps=2).float()
+    episode = _episode(dtype=torch.float32)
+    save_checkpoint(tmp_path / "ck", model, {"note": "test"})
+    loaded, record = load_checkpoint(tmp_path / "ck")
+    assert isinstance(loaded, MetaSGD) and record["hparams"]["inner_steps"] == 2
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(episode), model(episode))
+    assert isinstance(build_method("anil", **SMALL), ANIL)
+
+
+def test_command_line_train_and_evaluate(tmp_path, capsys):
+    from fslearn.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "maml", "--way", "5", "--shot", "1", "--query", "1", "--tasks", "2",
+                 "--inner-steps", "1", "--inner-lr", "0.4", "--episodes", "2", "--val-every",
+                 "2", "--val-episodes", "4", "--val-way", "5", "--checkpoint-every", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    record = load_checkpoint(out / "best")[1]
+    assert record["hparams"]["n_way"] == 5 and record["hparams"]["inner_lr"] == 0.4
+    assert record["config"]["tasks"] == 2
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--way", "5", "--shot", "1", "--episodes", "4",
+                 "--test-inner-steps", "3", "--json"]) == 0
+    assert '"n_way": 5' in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--way", "20", "--shot", "1", "--episodes", "4"]) == 2
+    assert "head of 5 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "protonet", "--inner-steps", "2"], "--inner-steps is an option of the "
+     "optimisation-based methods (maml, fomaml, metasgd, anil), not of protonet"),
+    (["train", "maml", "--way", "5", "--val-way", "20"], "pass --val-way 5"),
+    (["train", "maml", "--way", "5", "--inner-steps", "0", "--val-way", "5"],
+     "inner_steps must be a positive integer, got 0"),
+    (["evaluate", "protonet-omniglot", "--way", "5", "--shot", "1", "--test-inner-steps", "3"],
+     "protonet does not adapt by gradient steps"),
+])
+def test_command_line_errors(argv, message, tmp_path, capsys):
+    from fslearn.cli import main
+
+    assert main([*argv, "--out", str(tmp_path)] if argv[0] == "train" else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
