@@ -52,7 +52,7 @@ from fslearn.prediction import (
     predict,
 )
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
-from fslearn.training import TrainingConfig, train
+from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 
 __all__ = ["main"]
 
@@ -157,13 +157,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="run the tasks of a batch in a loop or vectorised with "
                        "torch.func.vmap (default: auto, vmap on CUDA and the loop on a CPU)")
     optim = tr.add_argument_group("optimizer")
-    optim.add_argument("--lr", type=float, default=defaults.lr, help="initial Adam learning rate")
+    optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
+                       help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
+    optim.add_argument("--lr", type=float, default=defaults.lr, help="initial learning rate")
+    optim.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
+                       help="step: multiply by --lr-gamma every --lr-step episodes; linear: "
+                       "anneal to 0 at the last episode (Reptile)")
     optim.add_argument("--lr-step", type=int, default=defaults.lr_step,
                        help="multiply the learning rate by --lr-gamma every this many episodes")
     optim.add_argument("--lr-gamma", type=float, default=defaults.lr_gamma,
                        help="learning-rate decay factor")
     optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
-                       help="Adam weight decay")
+                       help="weight decay")
     val = tr.add_argument_group("validation")
     val.add_argument("--val-every", type=int, default=defaults.val_every,
                      help="validate every this many episodes (0: never)")
@@ -367,7 +372,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     config = TrainingConfig(
         n_way=args.way, k_shot=args.shot, n_query=args.query, tasks=args.tasks,
         episodes=args.episodes, lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
-        weight_decay=args.weight_decay, val_every=args.val_every if val_data else 0,
+        weight_decay=args.weight_decay, optimizer=args.optimizer,
+        lr_schedule=args.lr_schedule, val_every=args.val_every if val_data else 0,
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
     )

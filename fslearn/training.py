@@ -30,7 +30,11 @@ from fslearn.data.episodes import EpisodeSampler
 from fslearn.evaluation import evaluate
 from fslearn.methods.base import FewShotMethod
 
-__all__ = ["TrainingConfig", "TrainingResult", "learning_rate", "train"]
+__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig", "TrainingResult", "learning_rate",
+           "train"]
+
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("step", "linear")
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,11 @@ class TrainingConfig:
     Attributes:
         n_way, k_shot, n_query, tasks: shape of the training episodes.
         episodes: total number of training episodes (optimizer steps).
-        lr: initial Adam learning rate; multiplied by ``lr_gamma`` every ``lr_step`` episodes.
-        weight_decay: Adam weight decay.
+        lr: initial learning rate; with ``lr_schedule="step"`` multiplied by ``lr_gamma`` every
+            ``lr_step`` episodes, with ``"linear"`` annealed linearly to 0 at the last episode
+            (Reptile's outer step size).
+        weight_decay: weight decay.
+        optimizer: ``"adam"`` or ``"sgd"`` (plain gradient steps: Reptile's outer update).
         val_every: validate every this many episodes (0: never; the last state is the best).
         val_episodes, val_way, val_shot, val_query: the validation episodes (``val_shot=None``
             means ``k_shot``); the same episodes every time, so validations are comparable.
@@ -58,6 +65,8 @@ class TrainingConfig:
     lr_step: int = 2_000
     lr_gamma: float = 0.5
     weight_decay: float = 0.0
+    optimizer: str = "adam"
+    lr_schedule: str = "step"
     val_every: int = 1_000
     val_episodes: int = 600
     val_way: int = 5
@@ -74,6 +83,12 @@ class TrainingConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainingConfig.{name} must be a positive integer, got "
                                  f"{value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainingConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainingConfig.lr_schedule must be one of "
+                             f"{', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.val_every < 0:
             raise ValueError(f"TrainingConfig.val_every must be >= 0, got {self.val_every}")
         if not self.lr > 0 or not 0 < self.lr_gamma <= 1:
@@ -93,7 +108,10 @@ class TrainingConfig:
 
 
 def learning_rate(config: TrainingConfig, episode: int) -> float:
-    """Step decay: ``lr * lr_gamma ** (episode // lr_step)``."""
+    """Step decay, ``lr * lr_gamma ** (episode // lr_step)``, or linear annealing,
+    ``lr * (1 - episode / episodes)``."""
+    if config.lr_schedule == "linear":
+        return config.lr * (1 - episode / config.episodes)
     return config.lr * config.lr_gamma ** (episode // config.lr_step)
 
 
@@ -173,8 +191,9 @@ def train(
             f"{type(method).__name__} has no trainable parameters, so there is nothing to "
             f"train: evaluate it directly (fslearn.evaluate, or build it and call evaluate)."
         )
-    optimizer = torch.optim.Adam(method.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    optimizer = optimizer_class(method.parameters(), lr=config.lr,
+                                weight_decay=config.weight_decay)
     validate = val_data is not None and config.val_every > 0
     if validate:  # fail now, not after the first thousand episodes
         EpisodeSampler(val_data, config.val_way, config.val_shot or config.k_shot,
@@ -285,7 +304,9 @@ def _last_logged(progress_state: dict[str, Any]) -> int:
 def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: Path,
             config: TrainingConfig, device: torch.device) -> dict[str, Any]:
     checkpoint = read_checkpoint(last_dir)
-    saved = dict(checkpoint.metadata.get("config", {}))
+    # a run saved before a config field existed had that field's default
+    defaults = {f.name: f.default for f in fields(TrainingConfig)}
+    saved = {**defaults, **checkpoint.metadata.get("config", {})}
     mine = config.to_dict()
     saved.pop("episodes", None)
     mine.pop("episodes")

@@ -12,7 +12,7 @@ from torch.func import functional_call
 
 from fslearn.checkpoints import load_checkpoint, save_checkpoint
 from fslearn.data import Episode
-from fslearn.methods import ANIL, MAML, FirstOrderMAML, MetaSGD, build_method
+from fslearn.methods import ANIL, MAML, FirstOrderMAML, MetaSGD, Reptile, build_method
 from fslearn.methods.maml import inner_loop
 
 SMALL = {"n_way": 3, "in_channels": 1, "image_size": 8, "hidden_channels": 3, "blocks": 2}
@@ -185,17 +185,26 @@ def test_checkpoint_round_trip(tmp_path):
     assert isinstance(build_method("anil", **SMALL), ANIL)
 
 
-def test_command_line_train_and_evaluate(tmp_path, capsys):
+@pytest.mark.parametrize("method, extra", [
+    ("maml", ["--inner-lr", "0.4"]),
+    ("reptile", ["--inner-lr", "0.4", "--optimizer", "sgd", "--lr", "1", "--lr-schedule",
+                 "linear"]),
+])
+def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
     from fslearn.cli import main
 
     out = tmp_path / "run"
-    assert main(["train", "maml", "--way", "5", "--shot", "1", "--query", "1", "--tasks", "2",
-                 "--inner-steps", "1", "--inner-lr", "0.4", "--episodes", "2", "--val-every",
-                 "2", "--val-episodes", "4", "--val-way", "5", "--checkpoint-every", "2",
+    assert main(["train", method, "--way", "5", "--shot", "1", "--query", "1", "--tasks", "2",
+                 "--inner-steps", "1", *extra, "--episodes", "2", "--val-every", "2",
+                 "--val-episodes", "4", "--val-way", "5", "--checkpoint-every", "2",
                  "--out", str(out), "--no-progress"]) == 0
     record = load_checkpoint(out / "best")[1]
+    assert record["method"] == method
     assert record["hparams"]["n_way"] == 5 and record["hparams"]["inner_lr"] == 0.4
     assert record["config"]["tasks"] == 2
+    if method == "reptile":
+        assert (record["config"]["optimizer"], record["config"]["lr_schedule"]) == (
+            "sgd", "linear")
     capsys.readouterr()
     assert main(["evaluate", str(out), "--way", "5", "--shot", "1", "--episodes", "4",
                  "--test-inner-steps", "3", "--json"]) == 0
@@ -206,7 +215,7 @@ def test_command_line_train_and_evaluate(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "protonet", "--inner-steps", "2"], "--inner-steps is an option of the "
-     "optimisation-based methods (maml, fomaml, metasgd, anil), not of protonet"),
+     "optimisation-based methods (maml, fomaml, metasgd, anil, reptile), not of protonet"),
     (["train", "maml", "--way", "5", "--val-way", "20"], "pass --val-way 5"),
     (["train", "maml", "--way", "5", "--inner-steps", "0", "--val-way", "5"],
      "inner_steps must be a positive integer, got 0"),
@@ -219,3 +228,53 @@ def test_command_line_errors(argv, message, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path)] if argv[0] == "train" else argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_reptile_update_against_plain_sgd_on_copies():
+    """theta - mean(phi), where phi is what torch.optim.SGD makes of a copy of the network on
+    each task's support set: an implementation independent of the package's inner loop."""
+    import copy
+
+    model = _model(Reptile, steps=3)
+    episode = _episode(tasks=3)
+    model.zero_grad(set_to_none=True)
+    loss, logits = model.training_step(episode)
+    expected = {name: torch.zeros_like(p) for name, p in model.network.named_parameters()}
+    for t in range(episode.tasks):
+        net = copy.deepcopy(model.network)
+        optimizer = torch.optim.SGD(net.parameters(), lr=model.inner_lr)
+        for _ in range(3):
+            optimizer.zero_grad()
+            F.cross_entropy(net(episode.support_x[t]), episode.support_y[t]).backward()
+            optimizer.step()
+        for (name, before), after in zip(model.network.named_parameters(), net.parameters(),
+                                         strict=True):
+            expected[name] += (before.detach() - after.detach()) / episode.tasks
+    for name, p in model.network.named_parameters():
+        assert torch.allclose(p.grad, expected[name], rtol=1e-10, atol=1e-12), name
+    assert logits.shape == (3, 6, 3) and loss.dim() == 0
+
+
+def test_reptile_with_one_task_and_step_size_one_lands_on_phi():
+    model = _model(Reptile, steps=2)
+    episode = _episode(tasks=1)
+    params = {n: p.detach().clone() for n, p in model.network.named_parameters()}
+    phi = inner_loop(model.network, params, episode.support_x[0], episode.support_y[0], 2,
+                     model.step_sizes())
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    optimizer.zero_grad()
+    model.training_step(episode)
+    optimizer.step()
+    for name, p in model.network.named_parameters():
+        assert torch.allclose(p.detach(), phi[name], rtol=1e-10, atol=1e-12), name
+
+
+def test_linear_schedule_and_sgd_option():
+    from fslearn.training import TrainingConfig, learning_rate
+
+    config = TrainingConfig(episodes=100, lr=1.0, lr_schedule="linear", optimizer="sgd")
+    assert [learning_rate(config, e) for e in (0, 50, 99)] == [1.0, 0.5, pytest.approx(0.01)]
+    with pytest.raises(ValueError, match="optimizer must be one of adam, sgd"):
+        TrainingConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="lr_schedule must be one of step, linear"):
+        TrainingConfig(lr_schedule="cosine")

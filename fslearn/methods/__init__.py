@@ -6,6 +6,7 @@ from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.methods.reptile import Reptile
 
 __all__ = [
     "ANIL",
@@ -16,6 +17,7 @@ __all__ = [
     "MetaSGD",
     "MetricMethod",
     "PrototypicalNetwork",
+    "Reptile",
     "build_method",
 ]
 
@@ -27,6 +29,7 @@ METHODS: dict[str, type[FewShotMethod]] = {
     FirstOrderMAML.name: FirstOrderMAML,
     MetaSGD.name: MetaSGD,
     ANIL.name: ANIL,
+    Reptile.name: Reptile,
 }
 
 
