@@ -32,6 +32,7 @@ from fslearn import __version__
 from fslearn.checkpoints import (
     CheckpointError,
     load_checkpoint,
+    read_checkpoint,
     resolve_checkpoint,
     shipped_checkpoints,
     write_json_atomically,
@@ -41,7 +42,13 @@ from fslearn.data.download import DownloadError
 from fslearn.data.errors import DataError, one_line
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import PROTOCOLS, DataNotFoundError, load_omniglot
-from fslearn.evaluation import MIN_REPORTED_EPISODES, embed_dataset, evaluate
+from fslearn.data.sinusoid import SinusoidRegression
+from fslearn.evaluation import (
+    MIN_REPORTED_EPISODES,
+    embed_dataset,
+    evaluate,
+    evaluate_regression,
+)
 from fslearn.methods import MAML, METHODS, FewShotMethod, MetricMethod, build_method
 from fslearn.methods.maml import ENGINES
 from fslearn.prediction import (
@@ -122,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="with --data: a folder of validation classes (other classes than the "
                       "training ones) to pick the best checkpoint (default: none; the last "
                       "state is kept)")
+    data.add_argument("--sinusoid", action="store_true",
+                      help=f"meta-train on sinusoid regression tasks (Finn et al. 2017; for "
+                      f"{', '.join(OPTIMISATION_METHODS)}) instead of images; "
+                      f"--shot and --query are points per task (default: images)")
     data.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                       help="Omniglot protocol (default: vinyals)")
     data.add_argument("--train-split", default=None,
@@ -155,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
                        "Finn et al. test with 3)")
     inner.add_argument("--engine", choices=ENGINES, default=None,
                        help="run the tasks of a batch in a loop or vectorised with "
-                       "torch.func.vmap (default: auto, vmap on CUDA and the loop on a CPU)")
+                       "torch.func.vmap (default: auto: vmap on CUDA and for --sinusoid, the "
+                       "loop for images on a CPU)")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                        help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
@@ -198,9 +210,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = _command(commands, "evaluate", "accuracy with its 95%% CI over test episodes")
     ev.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
-    ev.add_argument("--way", type=int, required=True, help="classes per test episode (required)")
-    ev.add_argument("--shot", type=int, required=True,
-                    help="support images per class (required)")
+    ev.add_argument("--way", type=int, default=None,
+                    help="classes per test episode (required, except for sinusoid models)")
+    ev.add_argument("--shot", type=int, default=None,
+                    help="support images per class (sinusoid models: support points; required)")
     _episode_args(ev)
     ev.add_argument("--test-inner-steps", type=int, default=None,
                     help=f"for {', '.join(OPTIMISATION_METHODS)}: inner steps on each test "
@@ -298,9 +311,16 @@ def _preparation(args: argparse.Namespace, method: FewShotMethod, record: dict[s
             prepared.invert if args.invert is None else args.invert)
 
 
-def _training_data(args: argparse.Namespace
-                   ) -> tuple[FewShotDataset, FewShotDataset | None, dict[str, Any]]:
+def _training_data(args: argparse.Namespace) -> tuple[
+        FewShotDataset | SinusoidRegression, FewShotDataset | None, dict[str, Any]]:
     """The training and validation classes, and the record of where they came from."""
+    if args.sinusoid:
+        if args.data is not None or args.val_data is not None or args.protocol:
+            raise ValueError("--sinusoid trains on generated sine waves: leave out --data, "
+                             "--val-data and --protocol.")
+        distribution = SinusoidRegression()
+        return distribution, None, {"dataset": "sinusoid", **{
+            key: list(getattr(distribution, key)) for key in ("amplitude", "phase", "x_range")}}
     if args.data is not None:
         omniglot_only = [flag for flag, value in (
             ("--protocol", args.protocol), ("--train-split", args.train_split),
@@ -343,7 +363,17 @@ def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
                     config: TrainingConfig) -> dict[str, Any]:
     """The constructor arguments of the method, from the data and the command line."""
     accepted = inspect.signature(METHODS[args.method].__init__).parameters
-    hparams: dict[str, Any] = {"in_channels": train_data.image_shape[0]}
+    if isinstance(train_data, SinusoidRegression):
+        if "task" not in accepted:
+            raise ValueError(f"--sinusoid is for {', '.join(OPTIMISATION_METHODS)}; "
+                             f"{args.method} classifies images.")
+        # the paper's network: two hidden layers of 40 units
+        hparams: dict[str, Any] = {"n_way": 1, "task": "regression", "hidden_channels": 40}
+        for option in ("inner_steps", "inner_lr", "test_inner_steps", "engine"):
+            if getattr(args, option) is not None:
+                hparams[option] = getattr(args, option)
+        return hparams
+    hparams = {"in_channels": train_data.image_shape[0]}
     if "n_way" in accepted:  # a classifier head of n_way outputs: episodes must match it
         hparams["n_way"] = args.way
         if config.val_every and config.val_way != args.way:
@@ -370,25 +400,28 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     device = _device(args.device)
     train_data, val_data, data_record = _training_data(args)
     config = TrainingConfig(
-        n_way=args.way, k_shot=args.shot, n_query=args.query, tasks=args.tasks,
-        episodes=args.episodes, lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
+        n_way=1 if args.sinusoid else args.way, k_shot=args.shot, n_query=args.query,
+        tasks=args.tasks, episodes=args.episodes, lr=args.lr, lr_step=args.lr_step,
+        lr_gamma=args.lr_gamma,
         weight_decay=args.weight_decay, optimizer=args.optimizer,
         lr_schedule=args.lr_schedule, val_every=args.val_every if val_data else 0,
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
     )
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
-              else data_record["protocol"])
+              else "sinusoid" if args.sinusoid else data_record["protocol"])
     out = args.out or Path("runs") / (
         f"{args.method}-{source}-{args.way}w{args.shot}s-seed{args.seed}")
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, train_data, config))
+    classes = (f"{train_data.num_classes} classes" if isinstance(train_data, FewShotDataset)
+               else "generated tasks")
     record = {
         "command": shlex.join(["fslearn", *argv]),
         "data": data_record,
         "hardware": _hardware(device),
     }
-    print(f"Training {args.method} on {train_data.name} ({train_data.num_classes} classes), "
+    print(f"Training {args.method} on {train_data.name} ({classes}), "
           f"{config.n_way}-way {config.k_shot}-shot, {config.episodes} episodes, into {out}",
           file=sys.stderr)
     try:
@@ -418,6 +451,9 @@ def _load_for_eval(args: argparse.Namespace):
         dataset = _folder(args.data, size, args.channels, invert)
         check_channels(method, dataset.image_shape[0], str(args.data), str(args.checkpoint))
         return method, dataset, device
+    if data.get("dataset") == "sinusoid":
+        raise ValueError(f"{args.checkpoint} is a sinusoid regression model: evaluate it with "
+                         f"fslearn evaluate {args.checkpoint} --shot K.")
     if data.get("dataset", "omniglot") != "omniglot":
         raise ValueError(f"{args.checkpoint} was trained on your own images "
                          f"({data.get('train_data')}); evaluate it on a folder of test classes "
@@ -433,8 +469,30 @@ def _check_episodes(episodes: int) -> None:
               f"{MIN_REPORTED_EPISODES}.", file=sys.stderr)
 
 
+def _evaluate_regression(args: argparse.Namespace) -> int:
+    """A sinusoid checkpoint: mean squared error after 1, 5 and 10 steps (or --test-inner-steps),
+    on --query points of each of --episodes test tasks."""
+    method, _ = load_checkpoint(args.checkpoint, _device(args.device))
+    steps = (1, 5, 10) if args.test_inner_steps is None else (args.test_inner_steps,)
+    results = evaluate_regression(method, SinusoidRegression(), args.shot, steps,
+                                  n_query=args.query, episodes=args.episodes, seed=args.seed)
+    if args.json:
+        print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),
+                          "results": [r.to_dict() for r in results]}))
+    else:
+        for result in results:
+            print(result)
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     _check_episodes(args.episodes)
+    if args.shot is None:
+        raise ValueError("--shot is required (support images per class, or support points).")
+    if read_checkpoint(args.checkpoint).metadata.get("data", {}).get("dataset") == "sinusoid":
+        return _evaluate_regression(args)
+    if args.way is None:
+        raise ValueError("--way is required: the number of classes per test episode.")
     method, dataset, device = _load_for_eval(args)
     if args.test_inner_steps is not None:
         if not isinstance(method, MAML):

@@ -17,15 +17,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fslearn.data.dataset import FewShotDataset, to_float
-from fslearn.data.episodes import EpisodeIndices, EpisodeSampler
+from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
+from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod, MetricMethod
 
 __all__ = [
     "EvaluationResult",
+    "RegressionResult",
     "confidence_interval95",
     "confusion_counts",
     "embed_dataset",
     "evaluate",
+    "evaluate_regression",
 ]
 
 #: the standard minimum number of test episodes for a reported figure
@@ -234,3 +237,73 @@ def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
         k_shot=batch[0].k_shot,
         n_query=batch[0].n_query,
     )
+
+
+@dataclass(frozen=True)
+class RegressionResult:
+    """Mean squared error over test tasks after ``steps`` inner steps, with its 95% CI."""
+
+    mse: float
+    ci95: float
+    steps: int
+    episodes: int
+    k_shot: int
+    n_query: int
+    seed: int
+    per_episode: list[float] = field(repr=False)
+
+    def __str__(self) -> str:
+        return (f"K={self.k_shot}, {self.steps} step{'s' if self.steps != 1 else ''}: MSE "
+                f"{self.mse:.3f} +/- {self.ci95:.3f} (95% CI over {self.episodes} tasks)")
+
+    def to_dict(self, per_episode: bool = False) -> dict[str, object]:
+        result = asdict(self)
+        if not per_episode:
+            result.pop("per_episode")
+        return result
+
+
+@torch.no_grad()
+def evaluate_regression(
+    method: FewShotMethod,
+    tasks: SinusoidRegression,
+    k_shot: int,
+    steps: Sequence[int] = (1, 5, 10),
+    n_query: int = 100,
+    episodes: int = 600,
+    seed: int = 0,
+    episodes_per_batch: int = 100,
+) -> list[RegressionResult]:
+    """Mean squared error on the query points of ``episodes`` test tasks, after each number of
+    inner steps in ``steps`` on ``k_shot`` support points (the method's ``test_inner_steps`` is
+    set to each in turn, and restored). The same tasks for every method and number of steps."""
+    if episodes < 2:
+        raise ValueError(f"episodes must be at least 2 to give a confidence interval, got "
+                         f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
+    if not hasattr(method, "test_inner_steps"):
+        raise ValueError(f"{type(method).__name__} does not adapt by inner steps.")
+    sampler = tasks.sampler(k_shot, n_query, tasks=1, seed=seed)
+    device = next(iter(method.parameters())).device
+    was_training, kept_steps = method.training, method.test_inner_steps
+    method.eval()
+    results = []
+    try:
+        for count in steps:
+            method.test_inner_steps = count
+            errors = []
+            for start in range(0, episodes, episodes_per_batch):
+                batch = [sampler.episode(i) for i in range(start, min(start + episodes_per_batch,
+                                                                      episodes))]
+                episode = Episode(*(torch.cat([getattr(e, name) for e in batch]) for name in (
+                    "support_x", "support_y", "query_x", "query_y", "classes")), n_way=1)
+                predictions = method(episode.to(device)).cpu()
+                errors.append((predictions - episode.query_y).pow(2).mean(dim=(1, 2)))
+            per_episode = torch.cat(errors).double()
+            results.append(RegressionResult(
+                mse=float(per_episode.mean()), ci95=confidence_interval95(per_episode),
+                steps=count, episodes=episodes, k_shot=k_shot, n_query=n_query, seed=seed,
+                per_episode=per_episode.tolist()))
+    finally:
+        method.test_inner_steps = kept_steps
+        method.train(was_training)
+    return results

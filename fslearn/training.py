@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from fslearn.checkpoints import METADATA_FILE, read_checkpoint, save_checkpoint
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import EpisodeSampler
+from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import evaluate
 from fslearn.methods.base import FewShotMethod
 
@@ -155,7 +156,7 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, record: 
 
 def train(
     method: FewShotMethod,
-    train_data: FewShotDataset,
+    train_data: FewShotDataset | SinusoidRegression,
     config: TrainingConfig,
     out_dir: str | Path,
     val_data: FewShotDataset | None = None,
@@ -171,7 +172,9 @@ def train(
     Args:
         method: the model to train (initialise it after ``torch.manual_seed(config.seed)`` for a
             reproducible run).
-        train_data: training classes.
+        train_data: training classes, or a task distribution with a ``sampler(k_shot, n_query,
+            tasks, seed)`` method such as :class:`~fslearn.data.sinusoid.SinusoidRegression`
+            (regression: no accuracy is logged, and no validation yet).
         config: the run's hyper-parameters.
         out_dir: where ``last/`` (resumable state) and ``best/`` (best validation) go.
         val_data: validation classes; without them (or with ``val_every=0``) ``best`` is the
@@ -195,11 +198,17 @@ def train(
     optimizer = optimizer_class(method.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
     validate = val_data is not None and config.val_every > 0
+    if isinstance(train_data, FewShotDataset):
+        sampler = EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
+                                 tasks=config.tasks, seed=config.seed)
+    else:
+        sampler = train_data.sampler(config.k_shot, config.n_query, config.tasks, config.seed)
+    if validate and not isinstance(val_data, FewShotDataset):
+        raise ValueError("Validation needs a FewShotDataset of classes; regression runs train "
+                         "for a fixed number of episodes (val_every=0).")
     if validate:  # fail now, not after the first thousand episodes
         EpisodeSampler(val_data, config.val_way, config.val_shot or config.k_shot,
                        config.val_query)
-    sampler = EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
-                             tasks=config.tasks, seed=config.seed)
     progress_state: dict[str, Any] = {"episode": 0, "best_val_accuracy": None,
                                       "best_episode": None, "history": [],
                                       "training_seconds": 0.0}
@@ -245,8 +254,9 @@ def train(
                     f"learning rate (now {learning_rate(config, index):g})."
                 )
             window_loss += loss_value
-            window_correct += float((logits.detach().argmax(-1) == episode.query_y).sum())
-            window_total += episode.query_y.numel()
+            if not episode.query_y.is_floating_point():  # classification
+                window_correct += float((logits.argmax(-1) == episode.query_y).sum())
+                window_total += episode.query_y.numel()
             done = index + 1
             progress_state["episode"] = done
             bar.update(1)
@@ -261,7 +271,7 @@ def train(
                 "episode": done,
                 "lr": learning_rate(config, index),
                 "train_loss": window_loss / max(1, done - _last_logged(progress_state)),
-                "train_accuracy": window_correct / max(1.0, window_total),
+                "train_accuracy": window_correct / window_total if window_total else None,
             }
             window_loss = window_correct = window_total = 0.0
             if is_val:

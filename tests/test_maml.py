@@ -215,7 +215,8 @@ def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "protonet", "--inner-steps", "2"], "--inner-steps is an option of the "
-     "optimisation-based methods (maml, fomaml, metasgd, anil, reptile), not of protonet"),
+     "optimisation-based methods (maml, fomaml, metasgd, anil, reptile, pretrained), not of "
+     "protonet"),
     (["train", "maml", "--way", "5", "--val-way", "20"], "pass --val-way 5"),
     (["train", "maml", "--way", "5", "--inner-steps", "0", "--val-way", "5"],
      "inner_steps must be a positive integer, got 0"),

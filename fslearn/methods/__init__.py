@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD
+from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.reptile import Reptile
@@ -16,6 +16,7 @@ __all__ = [
     "FirstOrderMAML",
     "MetaSGD",
     "MetricMethod",
+    "PretrainedBaseline",
     "PrototypicalNetwork",
     "Reptile",
     "build_method",
@@ -30,6 +31,7 @@ METHODS: dict[str, type[FewShotMethod]] = {
     MetaSGD.name: MetaSGD,
     ANIL.name: ANIL,
     Reptile.name: Reptile,
+    PretrainedBaseline.name: PretrainedBaseline,
 }
 
 

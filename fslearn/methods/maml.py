@@ -38,10 +38,23 @@ from fslearn.backbones import Conv4, TaskBatchNorm2d
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import FewShotMethod
 
-__all__ = ["ANIL", "ENGINES", "MAML", "FirstOrderMAML", "MetaSGD", "inner_loop", "maml_network"]
+__all__ = [
+    "ANIL",
+    "ENGINES",
+    "MAML",
+    "TASKS",
+    "FirstOrderMAML",
+    "MetaSGD",
+    "PretrainedBaseline",
+    "inner_loop",
+    "maml_network",
+    "sinusoid_network",
+]
 
 #: how the tasks of a batch are run: one after another, or vectorised with torch.func.vmap
 ENGINES = ("auto", "loop", "vmap")
+#: image classification (Conv4, cross-entropy) or sinusoid regression (an MLP, squared error)
+TASKS = ("classification", "regression")
 
 Params = dict[str, Tensor]
 
@@ -61,6 +74,13 @@ def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
     return nn.Sequential(body, nn.Linear(hidden_channels * side * side, n_way))
 
 
+def sinusoid_network(hidden: int = 40) -> nn.Sequential:
+    """The paper's regression network: 1 input, two hidden layers of ``hidden`` ReLU units
+    (module ``0``), one output (module ``1``, the head)."""
+    body = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+    return nn.Sequential(body, nn.Linear(hidden, 1))
+
+
 def inner_loop(
     model: nn.Module,
     params: Params,
@@ -69,6 +89,7 @@ def inner_loop(
     steps: int,
     step_sizes: dict[str, Tensor | float],
     first_order: bool = False,
+    loss_function: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
 ) -> Params:
     """Adapt ``params`` to one task's support set with ``steps`` gradient steps.
 
@@ -80,6 +101,7 @@ def inner_loop(
         step_sizes: the inner learning rate of each adapted parameter, a number or a tensor
             shaped like the parameter (Meta-SGD).
         first_order: treat the inner gradients as constants (no second derivatives).
+        loss_function: the task loss, ``loss_function(outputs, support_y)``.
 
     Returns:
         The adapted parameters (the others unchanged), as differentiable functions of
@@ -90,7 +112,7 @@ def inner_loop(
 
     def support_loss(fast: Params) -> Tensor:
         logits = functional_call(model, {**fixed, **fast}, (support_x,))
-        return F.cross_entropy(logits, support_y)
+        return loss_function(logits, support_y)
 
     for _ in range(steps):
         # torch.func.grad rather than torch.autograd.grad: it works inside vmap and under
@@ -115,10 +137,13 @@ class MAML(FewShotMethod):
         test_inner_steps: inner steps when the method is in evaluation mode (the paper tests
             with 3, the authors' code with 10); default: ``inner_steps``.
         first_order: drop the second derivatives (first-order MAML).
-        engine: ``"loop"`` (tasks one after another; faster on a CPU), ``"vmap"`` (tasks
-            vectorised; for a GPU) or ``"auto"`` (vmap on CUDA, loop elsewhere).
+        engine: ``"loop"`` (tasks one after another), ``"vmap"`` (tasks vectorised) or
+            ``"auto"`` (see :meth:`resolved_engine`).
         image_size: side of the square input images (sets the head's input size).
         hidden_channels, blocks: the Conv4's width and depth (smaller for tests).
+        task: ``"classification"`` (the Conv4 and cross-entropy) or ``"regression"`` (sinusoid
+            regression: the paper's MLP with ``hidden_channels`` units, squared error; ``n_way``
+            must be 1).
     """
 
     name = "maml"
@@ -126,7 +151,8 @@ class MAML(FewShotMethod):
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,
                  first_order: bool = False, engine: str = "auto", image_size: int = 28,
-                 hidden_channels: int = 64, blocks: int = 4) -> None:
+                 hidden_channels: int = 64, blocks: int = 4,
+                 task: str = "classification") -> None:
         super().__init__()
         for label, value in (("n_way", n_way), ("inner_steps", inner_steps)):
             if not isinstance(value, int) or value < 1:
@@ -139,14 +165,25 @@ class MAML(FewShotMethod):
             raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        self.network = maml_network(n_way, in_channels, image_size, hidden_channels, blocks)
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        if task == "regression":
+            if n_way != 1:
+                raise ValueError(f"sinusoid regression has one output: n_way must be 1, got "
+                                 f"{n_way}")
+            self.network = sinusoid_network(hidden_channels)
+            self.task_loss: Callable[[Tensor, Tensor], Tensor] = F.mse_loss
+        else:
+            self.network = maml_network(n_way, in_channels, image_size, hidden_channels, blocks)
+            self.task_loss = F.cross_entropy
+        self.task = task
         self.n_way, self.inner_steps, self.inner_lr = n_way, inner_steps, float(inner_lr)
         self.test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
         self.first_order, self.engine = first_order, engine
         self.hparams = {"n_way": n_way, "in_channels": in_channels, "inner_steps": inner_steps,
                         "inner_lr": float(inner_lr), "test_inner_steps": test_inner_steps,
                         "first_order": first_order, "engine": engine, "image_size": image_size,
-                        "hidden_channels": hidden_channels, "blocks": blocks}
+                        "hidden_channels": hidden_channels, "blocks": blocks, "task": task}
 
     # -- what the variants change --------------------------------------------------------------
     def network_params(self) -> Params:
@@ -161,18 +198,37 @@ class MAML(FewShotMethod):
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """One task: adapt to its support set, then its query logits ``[n_query_total, n_way]``."""
-        steps = self.inner_steps if self.training else self.test_inner_steps
+        steps = self.training_inner_steps if self.training else self.test_inner_steps
         adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
-                             self.first_order)
+                             self.first_order, self.task_loss)
         return functional_call(self.network, adapted, (query_x,))
 
+    @property
+    def training_inner_steps(self) -> int:
+        """Inner steps during meta-training."""
+        return self.inner_steps
+
     def resolved_engine(self) -> str:
+        """``"auto"``: vmap on CUDA; on a CPU the loop for the Conv4 (faster there, and a
+        fraction of the memory: ``benchmarks/maml.py``) but vmap for the sinusoid MLP, whose
+        tiny per-task operations cost more in Python overhead than in arithmetic (measured:
+        5.4 against 41 ms per outer step of 25 tasks)."""
         if self.engine != "auto":
             return self.engine
         device = next(self.parameters()).device
-        return "vmap" if device.type == "cuda" else "loop"
+        return "vmap" if device.type == "cuda" or self.task == "regression" else "loop"
+
+    def _use_channels_last(self, flag: bool) -> None:
+        if isinstance(self.network[0], Conv4):
+            self.network[0].channels_last = flag
 
     def _check(self, episode: Episode) -> None:
+        if self.task == "regression":
+            if episode.support_x.dim() != 3 or episode.n_way != 1:
+                raise ValueError(f"A regression {self.name} takes episodes of points "
+                                 f"[tasks, n, 1] with n_way 1 (SinusoidRegression); got "
+                                 f"support_x of shape {tuple(episode.support_x.shape)}")
+            return
         if episode.n_way != self.n_way:
             raise ValueError(f"This {self.name} model has a head of {self.n_way} classes, so it "
                              f"scores {self.n_way}-way episodes only; got {episode.n_way}-way. "
@@ -188,12 +244,16 @@ class MAML(FewShotMethod):
         task: Callable[..., Tensor] = lambda sx, sy, qx: self.adapt_and_score(  # noqa: E731
             params, step_sizes, sx, sy, qx)
         vectorised = self.resolved_engine() == "vmap"
-        self.network[0].channels_last = not vectorised  # vmap cannot change memory formats
+        self._use_channels_last(not vectorised)  # vmap cannot change memory formats
         if vectorised:
             return vmap(task, randomness="error")(episode.support_x, episode.support_y,
                                                   episode.query_x)
         return torch.stack([task(episode.support_x[t], episode.support_y[t], episode.query_x[t])
                             for t in range(episode.tasks)])
+
+    def loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        logits = self(episode)
+        return self.task_loss(logits.flatten(0, 1), episode.query_y.flatten(0, 1)), logits
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """The loop engine back-propagates each task as soon as it is scored, so that only one
@@ -201,13 +261,13 @@ class MAML(FewShotMethod):
         if self.resolved_engine() == "vmap":
             return super().training_step(episode)
         self._check(episode)
-        self.network[0].channels_last = True
+        self._use_channels_last(True)
         params, step_sizes = self.network_params(), self.step_sizes()
         total, all_logits = torch.zeros(()), []
         for t in range(episode.tasks):
             logits = self.adapt_and_score(params, step_sizes, episode.support_x[t],
                                           episode.support_y[t], episode.query_x[t])
-            loss = F.cross_entropy(logits, episode.query_y[t]) / episode.tasks
+            loss = self.task_loss(logits, episode.query_y[t]) / episode.tasks
             loss.backward()
             total = total + loss.detach().cpu()
             all_logits.append(logits.detach())
@@ -222,10 +282,10 @@ class FirstOrderMAML(MAML):
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
-                 blocks: int = 4) -> None:
+                 blocks: int = 4, task: str = "classification") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=True, engine=engine, image_size=image_size,
-                         hidden_channels=hidden_channels, blocks=blocks)
+                         hidden_channels=hidden_channels, blocks=blocks, task=task)
         del self.hparams["first_order"]
 
 
@@ -237,10 +297,10 @@ class MetaSGD(MAML):
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
-                 blocks: int = 4) -> None:
+                 blocks: int = 4, task: str = "classification") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=False, engine=engine, image_size=image_size,
-                         hidden_channels=hidden_channels, blocks=blocks)
+                         hidden_channels=hidden_channels, blocks=blocks, task=task)
         del self.hparams["first_order"]
         # ParameterDict keys may not contain dots: "0.features.0.0.weight" -> "0-features-..."
         self.learned_step_sizes = nn.ParameterDict({
@@ -260,3 +320,15 @@ class ANIL(MAML):
     def step_sizes(self) -> dict[str, Tensor | float]:
         return {name: self.inner_lr for name, _ in self.network.named_parameters()
                 if name.startswith("1.")}  # module 1 of the network is the head
+
+
+class PretrainedBaseline(MAML):
+    """The paper's baseline: one network trained on the query points of all tasks at once (no
+    inner loop in training), then fine-tuned on each test task's support set with
+    ``test_inner_steps`` gradient steps of size ``inner_lr``, exactly as MAML adapts."""
+
+    name = "pretrained"
+
+    @property
+    def training_inner_steps(self) -> int:
+        return 0

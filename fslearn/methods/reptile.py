@@ -19,7 +19,6 @@ the inner optimizer is plain SGD on the whole support set (the paper: Adam with
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
@@ -38,10 +37,10 @@ class Reptile(MAML):
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 5,
                  inner_lr: float = 0.1, test_inner_steps: int | None = None,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
-                 blocks: int = 4) -> None:
+                 blocks: int = 4, task: str = "classification") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=True, engine=engine, image_size=image_size,
-                         hidden_channels=hidden_channels, blocks=blocks)
+                         hidden_channels=hidden_channels, blocks=blocks, task=task)
         del self.hparams["first_order"]
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
@@ -49,7 +48,7 @@ class Reptile(MAML):
         and logits at the adapted weights (for monitoring only: Reptile does not train on them).
         """
         self._check(episode)
-        self.network[0].channels_last = True
+        self._use_channels_last(True)
         params = {name: value.detach() for name, value in self.network_params().items()}
         step_sizes = self.step_sizes()
         moved = {name: torch.zeros_like(value) for name, value in params.items()}
@@ -57,11 +56,12 @@ class Reptile(MAML):
         with torch.no_grad():  # nothing here is differentiated: the update is theta - phi
             for t in range(episode.tasks):
                 phi = inner_loop(self.network, params, episode.support_x[t],
-                                 episode.support_y[t], self.inner_steps, step_sizes)
+                                 episode.support_y[t], self.inner_steps, step_sizes,
+                                 loss_function=self.task_loss)
                 for name in moved:
                     moved[name] += (params[name] - phi[name]) / episode.tasks
                 logits = functional_call(self.network, phi, (episode.query_x[t],))
-                total += F.cross_entropy(logits, episode.query_y[t]).cpu() / episode.tasks
+                total += self.task_loss(logits, episode.query_y[t]).cpu() / episode.tasks
                 all_logits.append(logits)
         for name, value in self.network_params().items():
             value.grad = moved[name] if value.grad is None else value.grad + moved[name]
