@@ -279,3 +279,119 @@ def test_linear_schedule_and_sgd_option():
         TrainingConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="lr_schedule must be one of step, linear"):
         TrainingConfig(lr_schedule="cosine")
+
+
+# --- sinusoid regression ----------------------------------------------------------------------
+
+def test_sinusoid_sampler_invariants():
+    import math
+
+    from fslearn.data.sinusoid import SinusoidRegression
+
+    sampler = SinusoidRegression().sampler(k_shot=5, n_query=7, tasks=40, seed=3)
+    episode = sampler.episode(11)
+    assert episode.support_x.shape == (40, 5, 1) and episode.query_y.shape == (40, 7, 1)
+    assert episode.n_way == 1 and episode.classes.shape == (40, 2)
+    amplitude, phase = episode.classes[:, 0], episode.classes[:, 1]
+    assert float(amplitude.min()) >= 0.1 and float(amplitude.max()) <= 5.0
+    assert float(phase.min()) >= 0.0 and float(phase.max()) <= math.pi
+    x = torch.cat([episode.support_x, episode.query_x], 1)
+    y = torch.cat([episode.support_y, episode.query_y], 1)
+    assert float(x.min()) >= -5 and float(x.max()) <= 5
+    assert torch.allclose(y, amplitude[:, None, None] * torch.sin(x - phase[:, None, None]),
+                          atol=1e-5)
+    again = SinusoidRegression().sampler(5, 7, 40, seed=3).episode(11)
+    assert torch.equal(again.query_x, episode.query_x)
+    assert not torch.equal(sampler.episode(12).query_x, episode.query_x)
+    with pytest.raises(ValueError, match="k_shot must be a positive integer, got 0"):
+        SinusoidRegression().sampler(0, 5)
+    with pytest.raises(ValueError, match="amplitude must be"):
+        SinusoidRegression(amplitude=(5.0, 0.1))
+
+
+def _sinusoid_episode(tasks: int = 3) -> Episode:
+    from fslearn.data.sinusoid import SinusoidRegression
+
+    episode = SinusoidRegression().sampler(5, 4, tasks, seed=0).episode(0)
+    return Episode(*(getattr(episode, name).double() for name in (
+        "support_x", "support_y", "query_x", "query_y", "classes")), n_way=1)
+
+
+@pytest.mark.parametrize("cls, steps", [(MAML, 1), (MAML, 3), (FirstOrderMAML, 2), (MetaSGD, 1)])
+def test_sinusoid_engines_agree_and_match_finite_differences(cls, steps):
+    torch.manual_seed(0)
+    model = cls(n_way=1, inner_steps=steps, inner_lr=0.05, hidden_channels=8,
+                task="regression").double()
+    episode = _sinusoid_episode()
+    reference = _meta_gradient(model, episode, "loop", per_task=True)
+    other = _meta_gradient(model, episode, "vmap", per_task=False)
+    assert (other - reference).abs().max() / reference.abs().max() <= 1e-10
+    if cls is FirstOrderMAML:
+        return
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    direction = torch.randn(len(theta), generator=torch.Generator().manual_seed(2),
+                            dtype=torch.float64)
+    eps = 1e-6
+    numeric = (_meta_loss_at(model, episode, theta + eps * direction)
+               - _meta_loss_at(model, episode, theta - eps * direction)) / (2 * eps)
+    analytic = float(reference @ direction)
+    assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic))
+
+
+def test_pretrained_baseline_trains_without_an_inner_loop():
+    from fslearn.methods import PretrainedBaseline
+
+    torch.manual_seed(0)
+    model = PretrainedBaseline(n_way=1, inner_lr=0.05, hidden_channels=8, test_inner_steps=2,
+                               task="regression").double()
+    episode = _sinusoid_episode()
+    model.zero_grad()
+    model.training_step(episode)
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    prediction = model.network(episode.query_x.flatten(0, 1))
+    F.mse_loss(prediction, episode.query_y.flatten(0, 1)).backward()
+    for a, p in zip(got, model.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, rtol=1e-10, atol=1e-12)
+    model.eval()
+    with torch.no_grad():  # ...but it fine-tunes at test time
+        assert not torch.allclose(model(episode), model.network(episode.query_x))
+
+
+def test_evaluate_regression_against_a_direct_computation():
+    """A model whose network outputs 0 everywhere (zero head) and takes no steps: its MSE is the
+    mean of y^2 over the same test tasks, computed here from the sampler directly."""
+    from fslearn.data.sinusoid import SinusoidRegression
+    from fslearn.evaluation import evaluate_regression
+
+    model = MAML(n_way=1, hidden_channels=8, inner_lr=0.01, task="regression")
+    with torch.no_grad():
+        model.network[1].weight.zero_()
+        model.network[1].bias.zero_()
+    results = evaluate_regression(model, SinusoidRegression(), k_shot=5, steps=(0, 1),
+                                  n_query=20, episodes=30, seed=4, episodes_per_batch=7)
+    sampler = SinusoidRegression().sampler(5, 20, 1, seed=4)
+    direct = torch.stack([sampler.episode(i).query_y.pow(2).mean() for i in range(30)]).double()
+    assert results[0].steps == 0 and results[0].mse == pytest.approx(float(direct.mean()),
+                                                                      rel=1e-6)
+    assert results[1].mse < results[0].mse  # one step towards the support points helps
+    assert model.test_inner_steps == 1 and model.training  # restored
+
+
+def test_command_line_sinusoid(tmp_path, capsys):
+    import json
+
+    from fslearn.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "maml", "--sinusoid", "--shot", "5", "--query", "5", "--tasks", "4",
+                 "--inner-lr", "0.01", "--episodes", "3", "--out", str(out),
+                 "--no-progress"]) == 0
+    record = load_checkpoint(out / "best")[1]
+    assert record["data"]["dataset"] == "sinusoid" and record["hparams"]["task"] == "regression"
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--shot", "5", "--episodes", "10", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [r["steps"] for r in results] == [1, 5, 10]
+    assert main(["train", "protonet", "--sinusoid", "--out", str(tmp_path / "p")]) == 2
+    assert "protonet classifies images" in capsys.readouterr().err
