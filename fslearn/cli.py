@@ -512,10 +512,40 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str, str]:
+    """Finn et al.'s Table 2 settings for a sinusoid checkpoint: MSE after 1, 5 and 10 steps on
+    the checkpoint's K support points, 100 query points per task."""
+    device = _device(args.device)
+    method, record = load_checkpoint(args.checkpoint, device)
+    k_shot = int(record["config"]["k_shot"])
+    paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
+    results = evaluate_regression(method, SinusoidRegression(), k_shot, (1, 5, 10),
+                                  n_query=100, episodes=args.episodes, seed=args.seed)
+    rows = [{**r.to_dict(), "paper_mse": paper.get(r.steps)} for r in results]
+    return rows, PAPER_RESULTS["citations"]["sinusoid"], _hardware(device)
+
+
 def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _check_episodes(args.episodes)
-    method, dataset, device = _load_for_eval(args)
     folder = resolve_checkpoint(args.checkpoint)
+    if read_checkpoint(folder).metadata.get("data", {}).get("dataset") == "sinusoid":
+        rows, citation, hardware = _regression_report(args)
+        report = {"checkpoint": folder.name, "command": shlex.join(["fslearn", *argv]),
+                  "paper": citation, "hardware": hardware, "results": rows}
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(f"{'setting':<16}{'fslearn MSE':>22}{'paper':>10}")
+            for row in rows:
+                theirs = "" if row["paper_mse"] is None else f"{row['paper_mse']:.2f}"
+                ours = f"{row['mse']:.3f} +/- {row['ci95']:.3f}"
+                steps = f"{row['steps']} step{'s' * (row['steps'] != 1)}"
+                print(f"K={row['k_shot']}, {steps:<9}{ours:>22}{theirs:>10}")
+        if args.write:
+            write_json_atomically(folder / "results.json", report)
+            print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
+        return 0
+    method, dataset, device = _load_for_eval(args)
     paper = PAPER_RESULTS.get(method.name, {})
     rows: list[dict[str, Any]] = []
     embeddings = (embed_dataset(method, dataset, device)
@@ -574,20 +604,27 @@ def _list(args: argparse.Namespace) -> int:
         results_file = folder / "results.json"
         results = (json.loads(results_file.read_text(encoding="utf-8"))["results"]
                    if results_file.is_file() else [])
+        keys = ("k_shot", "steps", "mse", "ci95") if record.get("data", {}).get(
+            "dataset") == "sinusoid" else ("n_way", "k_shot", "accuracy", "ci95")
         listing.append({"name": name, "method": record["method"], "path": str(folder),
                         "data": record.get("data"), "command": record.get("command"),
-                        "results": [{k: r[k] for k in ("n_way", "k_shot", "accuracy", "ci95")}
-                                    for r in results]})
+                        "results": [{k: r[k] for k in keys} for r in results]})
     if args.json:
         print(json.dumps(listing))
         return 0
     if not listing:
         print("No shipped checkpoints.")
     for item in listing:
+        data = item["data"] or {}
+        if data.get("dataset") == "sinusoid":
+            figures = ", ".join(f"K={r['k_shot']} {r['steps']} step{'s' * (r['steps'] != 1)} "
+                                f"MSE {r['mse']:.3f}" for r in item["results"])
+            print(f"{item['name']}: {item['method']} on sinusoid regression {figures}")
+            continue
         figures = ", ".join(f"{r['n_way']}w{r['k_shot']}s {100 * r['accuracy']:.2f}%"
                             for r in item["results"])
-        print(f"{item['name']}: {item['method']} on {item['data']['dataset']} "
-              f"({item['data']['protocol']}) {figures}")
+        print(f"{item['name']}: {item['method']} on {data.get('dataset')} "
+              f"({data.get('protocol', data.get('train_data'))}) {figures}")
     return 0
 
 

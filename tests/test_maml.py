@@ -393,5 +393,10 @@ def test_command_line_sinusoid(tmp_path, capsys):
     assert main(["evaluate", str(out), "--shot", "5", "--episodes", "10", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["results"]
     assert [r["steps"] for r in results] == [1, 5, 10]
+    assert main(["report", str(out), "--episodes", "10", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(r["steps"], r["paper_mse"]) for r in report["results"]] == [
+        (1, 0.67), (5, 0.38), (10, 0.35)]
+    assert "Table 2" in report["paper"]
     assert main(["train", "protonet", "--sinusoid", "--out", str(tmp_path / "p")]) == 2
     assert "protonet classifies images" in capsys.readouterr().err
