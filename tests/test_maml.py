@@ -400,3 +400,24 @@ def test_command_line_sinusoid(tmp_path, capsys):
     assert "Table 2" in report["paper"]
     assert main(["train", "protonet", "--sinusoid", "--out", str(tmp_path / "p")]) == 2
     assert "protonet classifies images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["maml-sinusoid", "pretrained-sinusoid"])
+def test_shipped_sinusoid_results_are_reproduced(name):
+    """The figures in results.json come from the checkpoint: re-evaluated on the same 1000
+    tasks they agree up to float rounding across CPUs (a wrong model or protocol is far off)."""
+    import json
+
+    from fslearn.checkpoints import shipped_checkpoints
+    from fslearn.data.sinusoid import SinusoidRegression
+    from fslearn.evaluation import evaluate_regression
+
+    folder = shipped_checkpoints()[name]
+    stored = json.loads((folder / "results.json").read_text())
+    method, record = load_checkpoint(folder)
+    assert record["command"].startswith(f"fslearn train {name.split('-')[0]} --sinusoid")
+    again = evaluate_regression(method, SinusoidRegression(), 5, (1, 5, 10), n_query=100,
+                                episodes=1000, seed=0)
+    for row, result in zip(stored["results"], again, strict=True):
+        assert row["steps"] == result.steps and row["episodes"] == 1000
+        assert result.mse == pytest.approx(row["mse"], rel=1e-3)
