@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import shlex
 import subprocess
@@ -27,19 +26,7 @@ from pathlib import Path
 
 import torch
 
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} PyTorch threads"
+from fslearn._system import describe_hardware
 
 
 def measure_one(args: argparse.Namespace) -> dict[str, object]:
@@ -109,7 +96,7 @@ def main() -> None:
     common = ["--device", args.device, "--way", str(args.way), "--shot", str(args.shot),
               "--query", str(args.query), "--tasks", str(args.tasks), "--outer-steps",
               str(args.outer_steps)] + (["--threads", str(args.threads)] if args.threads else [])
-    device = _device_name(args.device)
+    device = describe_hardware(args.device)
     print(f"# MAML, Conv4, {args.way}-way {args.shot}-shot, {args.query} queries per class, "
           f"meta-batch {args.tasks}; {device}; torch {torch.__version__}")
     print(f"{'engine':<8}{'steps':>6}{'order':>8}{'tasks/s':>10}{'peak GiB':>10}")

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from fslearn._system import describe_hardware
 from fslearn.checkpoints import load_checkpoint
 from fslearn.data import EpisodeSampler, load_omniglot
 from fslearn.data.omniglot import load_omniglot_characters
 from fslearn.evaluation import evaluate
 from fslearn.methods import PrototypicalNetwork
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _timed(function):
@@ -47,7 +37,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     figures: dict[str, object] = {
-        "hardware": f"{_cpu()}, {torch.get_num_threads()} PyTorch threads",
+        "hardware": describe_hardware("cpu"),
         "torch": torch.__version__,
     }
 

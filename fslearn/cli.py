@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import platform
 import shlex
 import sys
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from fslearn import __version__
+from fslearn._system import describe_hardware
 from fslearn.checkpoints import (
     CheckpointError,
     load_checkpoint,
@@ -64,21 +64,6 @@ from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 __all__ = ["main"]
 
 OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, MAML))
-
-
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    threads = torch.get_num_threads()
-    return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def _device(name: str) -> torch.device:
@@ -419,7 +404,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     record = {
         "command": shlex.join(["fslearn", *argv]),
         "data": data_record,
-        "hardware": _hardware(device),
+        "hardware": describe_hardware(device),
     }
     print(f"Training {args.method} on {train_data.name} ({classes}), "
           f"{config.n_way}-way {config.k_shot}-shot, {config.episodes} episodes, into {out}",
@@ -522,7 +507,7 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     results = evaluate_regression(method, SinusoidRegression(), k_shot, (1, 5, 10),
                                   n_query=100, episodes=args.episodes, seed=args.seed)
     rows = [{**r.to_dict(), "paper_mse": paper.get(r.steps)} for r in results]
-    return rows, PAPER_RESULTS["citations"]["sinusoid"], _hardware(device)
+    return rows, PAPER_RESULTS["citations"]["sinusoid"], describe_hardware(device)
 
 
 def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -559,7 +544,7 @@ def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "checkpoint": folder.name,
         "command": shlex.join(["fslearn", *argv]),
         "paper": PAPER_RESULTS.get("citations", {}).get(method.name),
-        "hardware": _hardware(device),
+        "hardware": describe_hardware(device),
         "results": rows,
     }
     if args.json:
