@@ -196,9 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     ev = _command(commands, "evaluate", "accuracy with its 95%% CI over test episodes")
     ev.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
     ev.add_argument("--way", type=int, default=None,
-                    help="classes per test episode (required, except for sinusoid models)")
+                    help="classes per test episode (no default: required, except for sinusoid "
+                    "models)")
     ev.add_argument("--shot", type=int, default=None,
-                    help="support images per class (sinusoid models: support points; required)")
+                    help="support images per class, or support points for sinusoid models (no "
+                    "default: required)")
     _episode_args(ev)
     ev.add_argument("--test-inner-steps", type=int, default=None,
                     help=f"for {', '.join(OPTIMISATION_METHODS)}: inner steps on each test "

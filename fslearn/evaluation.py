@@ -276,13 +276,14 @@ def evaluate_regression(
 ) -> list[RegressionResult]:
     """Mean squared error on the query points of ``episodes`` test tasks, after each number of
     inner steps in ``steps`` on ``k_shot`` support points (the method's ``test_inner_steps`` is
-    set to each in turn, and restored). The same tasks for every method and number of steps."""
+    set to each in turn, and restored). The same tasks for every method and number of steps,
+    drawn from the sampler's ``"test"`` stream, which training never uses."""
     if episodes < 2:
         raise ValueError(f"episodes must be at least 2 to give a confidence interval, got "
                          f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
     if not hasattr(method, "test_inner_steps"):
         raise ValueError(f"{type(method).__name__} does not adapt by inner steps.")
-    sampler = tasks.sampler(k_shot, n_query, tasks=1, seed=seed)
+    sampler = tasks.sampler(k_shot, n_query, tasks=1, seed=seed, split="test")
     device = next(iter(method.parameters())).device
     was_training, kept_steps = method.training, method.test_inner_steps
     method.eval()

@@ -303,6 +303,10 @@ def test_sinusoid_sampler_invariants():
     again = SinusoidRegression().sampler(5, 7, 40, seed=3).episode(11)
     assert torch.equal(again.query_x, episode.query_x)
     assert not torch.equal(sampler.episode(12).query_x, episode.query_x)
+    test = SinusoidRegression().sampler(5, 7, 40, seed=3, split="test").episode(11)
+    assert not torch.equal(test.classes, episode.classes)  # an independent stream
+    with pytest.raises(ValueError, match="split must be one of train, test"):
+        SinusoidRegression().sampler(5, 5, split="val")
     with pytest.raises(ValueError, match="k_shot must be a positive integer, got 0"):
         SinusoidRegression().sampler(0, 5)
     with pytest.raises(ValueError, match="amplitude must be"):
@@ -370,7 +374,7 @@ def test_evaluate_regression_against_a_direct_computation():
         model.network[1].bias.zero_()
     results = evaluate_regression(model, SinusoidRegression(), k_shot=5, steps=(0, 1),
                                   n_query=20, episodes=30, seed=4, episodes_per_batch=7)
-    sampler = SinusoidRegression().sampler(5, 20, 1, seed=4)
+    sampler = SinusoidRegression().sampler(5, 20, 1, seed=4, split="test")
     direct = torch.stack([sampler.episode(i).query_y.pow(2).mean() for i in range(30)]).double()
     assert results[0].steps == 0 and results[0].mse == pytest.approx(float(direct.mean()),
                                                                       rel=1e-6)

@@ -9,8 +9,10 @@ import torch
 from conftest import make_dataset
 
 from fslearn.data import Episode, EpisodeSampler
+from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import evaluate
 from fslearn.methods import METHODS, build_method
+from fslearn.methods.maml import MAML, PretrainedBaseline
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 
 pytest.importorskip("matplotlib")
@@ -220,6 +222,124 @@ def test_prototype_explorer_rejects_bad_arguments():
         widgets.prototype_explorer(n_way=5, max_way=4)
     with pytest.raises(ValueError, match=r"seed must be in 0\.\.3"):
         widgets.prototype_explorer(seed=4, max_seed=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Sinusoid fits
+
+
+def _sinusoid_models():
+    torch.manual_seed(0)
+    maml = MAML(n_way=1, inner_lr=0.05, hidden_channels=8, task="regression")
+    pretrained = PretrainedBaseline(n_way=1, inner_lr=0.05, hidden_channels=8, task="regression")
+    return {"MAML": maml, "pretrained": pretrained}
+
+
+def test_sinusoid_fits_take_gradient_steps_on_the_support_points():
+    model = _sinusoid_models()["MAML"]
+    model.train()
+    support_x, support_y = torch.tensor([-2.0, 0.5, 3.0]), torch.tensor([1.0, -0.5, 2.0])
+    x = torch.linspace(-5, 5, 7)
+    # 0 steps: the network itself
+    with torch.no_grad():
+        plain = model.network(x[:, None])[:, 0]
+    assert torch.allclose(widgets.sinusoid_fits(model, support_x, support_y, x, 0), plain)
+    # 1 step: one step of gradient descent on the support MSE, by hand
+    copy = MAML(n_way=1, inner_lr=0.05, hidden_channels=8, task="regression")
+    copy.load_state_dict(model.state_dict())
+    loss = (copy.network(support_x[:, None])[:, 0] - support_y).pow(2).mean()
+    loss.backward()
+    with torch.no_grad():
+        for parameter in copy.network.parameters():
+            parameter -= 0.05 * parameter.grad
+        by_hand = copy.network(x[:, None])[:, 0]
+    fit = widgets.sinusoid_fits(model, support_x, support_y, x, 1)
+    assert torch.allclose(fit, by_hand, atol=1e-6)
+    assert not torch.allclose(fit, plain)
+    # the model's mode and test steps are restored
+    assert model.training and model.test_inner_steps == 1
+
+
+def test_plot_sinusoid_fits_draws_a_grid_of_k_shots_by_models():
+    models = _sinusoid_models()
+    figure = widgets.plot_sinusoid_fits(models, k_shots=(5, 10), steps=(10, 0, 1), seed=3,
+                                        index=7, resolution=50)
+    assert len(figure.axes) == 4
+    task = SinusoidRegression().sampler(10, 1, seed=3, split="test").episode(7)
+    amplitude, phase = task.classes[0].tolist()
+    for ax, (k_shot, label) in zip(figure.axes, [(5, "MAML"), (5, "pretrained"),
+                                                 (10, "MAML"), (10, "pretrained")], strict=True):
+        gids = [line.get_gid() for line in ax.lines]
+        assert gids == ["truth", "steps=0", "steps=1", "steps=10"]
+        truth = ax.lines[0]
+        assert torch.allclose(torch.as_tensor(truth.get_ydata()),
+                              amplitude * torch.sin(torch.as_tensor(truth.get_xdata()) - phase),
+                              atol=1e-5)
+        support = _collection(ax, "support").get_offsets()
+        # the K-shot panel adapts on the first K support points of the task
+        assert torch.allclose(torch.as_tensor(support.data).float(),
+                              torch.stack([task.support_x[0, :k_shot, 0],
+                                           task.support_y[0, :k_shot, 0]], dim=1))
+        assert ax.get_title().startswith(f"{label}, $K={k_shot}$")
+        assert "MSE after 0/1/10 steps" in ax.get_title()
+    assert "Task 7 (seed 3)" in figure._suptitle.get_text()
+    # one model and one K: a single panel
+    single = widgets.plot_sinusoid_fits(models["MAML"], k_shots=3, steps=2, resolution=20)
+    assert len(single.axes) == 1
+    assert [line.get_gid() for line in single.axes[0].lines] == ["truth", "steps=2"]
+
+
+def test_plot_sinusoid_fits_rejects_bad_input():
+    models = _sinusoid_models()
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        widgets.plot_sinusoid_fits({})
+    with pytest.raises(ValueError, match="not a regression model"):
+        widgets.plot_sinusoid_fits({"protonet": build_method("protonet", in_channels=1)})
+    with pytest.raises(ValueError, match="not a regression model"):
+        widgets.plot_sinusoid_fits(MAML(n_way=5, hidden_channels=4))  # classification
+    with pytest.raises(ValueError, match="k_shots entry must be >= 1"):
+        widgets.plot_sinusoid_fits(models, k_shots=(0, 5))
+    with pytest.raises(ValueError, match="k_shots must be a non-empty sequence"):
+        widgets.plot_sinusoid_fits(models, k_shots=())
+    with pytest.raises(ValueError, match="steps entry must be >= 0"):
+        widgets.plot_sinusoid_fits(models, steps=(-1, 1))
+    with pytest.raises(ValueError, match="repeated"):
+        widgets.plot_sinusoid_fits(models, steps=(1, 1))
+    with pytest.raises(ValueError, match="index must be >= 0"):
+        widgets.plot_sinusoid_fits(models, index=-1)
+    with pytest.raises(TypeError, match="SinusoidRegression"):
+        widgets.plot_sinusoid_fits(models, tasks="sinusoid")
+
+
+def test_sinusoid_explorer_redraws_when_a_slider_moves():
+    explorer = widgets.sinusoid_explorer(_sinusoid_models(), k_shot=5, steps=1, resolution=30,
+                                         max_steps=5)
+    assert set(explorer.controls) == {"index", "k_shot", "steps", "seed"}
+    assert bytes(explorer.image.value).startswith(PNG_MAGIC)
+    for name, value in [("index", 4), ("k_shot", 10), ("steps", 5), ("seed", 2)]:
+        before = bytes(explorer.image.value)
+        explorer.controls[name].value = value
+        assert bytes(explorer.image.value) != before, name
+        assert explorer.message.value == ""
+    figure = explorer.update()
+    assert len(figure.axes) == 2
+    assert [line.get_gid() for line in figure.axes[0].lines] == ["truth", "steps=0", "steps=5"]
+    assert _collection(figure.axes[1], "support").get_offsets().shape == (10, 2)
+    explorer.controls["steps"].value = 0  # the initialisation only
+    assert [line.get_gid() for line in explorer.update().axes[0].lines] == ["truth", "steps=0"]
+    assert repr(explorer) == "SinusoidExplorer(index=4, k_shot=10, steps=0, seed=2)"
+
+
+def test_sinusoid_explorer_rejects_bad_arguments():
+    models = _sinusoid_models()
+    with pytest.raises(ValueError, match=r"k_shot must be in 1\.\.5"):
+        widgets.sinusoid_explorer(models, k_shot=6, max_shot=5)
+    with pytest.raises(ValueError, match=r"steps must be in 0\.\.3"):
+        widgets.sinusoid_explorer(models, steps=4, max_steps=3)
+    with pytest.raises(ValueError, match=r"index must be in 0\.\.9"):
+        widgets.sinusoid_explorer(models, index=10, max_index=9)
+    with pytest.raises(ValueError, match="not a regression model"):
+        widgets.sinusoid_explorer({"x": PixelNearestNeighbour()})
 
 
 def test_missing_book_extras_give_an_install_hint(monkeypatch):
