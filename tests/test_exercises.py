@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fslearn.evaluation import confidence_interval95 as reference_ci
-from fslearn.exercises import CheckResult, check_confidence_interval, check_prototypes
+from fslearn.exercises import (
+    CheckResult,
+    check_confidence_interval,
+    check_maml_inner_step,
+    check_prototypes,
+)
+from fslearn.exercises.maml import _package_step as package_inner_step
+from fslearn.exercises.maml import first_order_meta_gradient_spec
 from fslearn.methods.protonet import prototypes as reference_prototypes
 from fslearn.methods.protonet import squared_euclidean_distance as reference_distances
 
@@ -248,6 +255,225 @@ def test_a_dropped_tasks_axis_gets_a_shape_hint() -> None:
     assert "shape [1, 3, 2] (tasks, n_query, n_way)" in verdict.message
     assert "got:      shape [3, 2]" in verdict.message
     assert "tasks axis" in verdict.message
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3: MAML's inner step
+
+Params = dict[str, Tensor]
+
+
+def _step(params: Params, loss_fn: Any, alpha: float, create_graph: bool,
+          update: Callable[[Tensor, Tensor], Tensor]) -> Params:
+    gradients = torch.autograd.grad(loss_fn(params), list(params.values()),
+                                    create_graph=create_graph)
+    return {name: update(p, g) for (name, p), g in zip(params.items(), gradients, strict=True)}
+
+
+def right_step(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Params:
+    return _step(params, loss_fn, alpha, not first_order, lambda p, g: p - alpha * g)
+
+
+def right_meta_gradient(params: Params, adapted: Params, query_loss: Any) -> Params:
+    gradients = torch.autograd.grad(query_loss(adapted), list(adapted.values()))
+    return dict(zip(adapted, gradients, strict=True))
+
+
+def right_reptile(theta: Tensor, phis: Tensor, epsilon: float) -> Tensor:
+    return theta + epsilon * (phis - theta).mean(0)
+
+
+def _check_maml(step: Any = right_step, meta: Any = right_meta_gradient,
+                reptile: Any = right_reptile) -> CheckResult:
+    return check_maml_inner_step(step, meta, reptile, quiet=True)
+
+
+def test_solution_of_exercise_3_passes() -> None:
+    functions = solution_functions("03_maml_inner_step.ipynb")
+    result = check_maml_inner_step(functions["inner_step"],
+                                   functions["first_order_meta_gradient"],
+                                   functions["reptile_update"], quiet=True)
+    assert result.passed, result.message
+    assert "well done" in result.message
+
+
+def test_other_right_answers_of_exercise_3_pass() -> None:
+    def func_grad_step(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Params:
+        gradients = torch.func.grad(loss_fn)(params)
+        return {name: p - alpha * (gradients[name].detach() if first_order else gradients[name])
+                for name, p in params.items()}
+
+    def loop_reptile(theta: Tensor, phis: Tensor, epsilon: float) -> Tensor:
+        return (1 - epsilon) * theta + epsilon * sum(phis) / len(phis)
+
+    assert _check_maml(right_step, right_meta_gradient, right_reptile).passed
+    assert _check_maml(func_grad_step, right_meta_gradient, loop_reptile).passed
+
+
+def test_first_order_reference_is_the_package_first_order_meta_gradient() -> None:
+    # the reference of task 2 equals the meta-gradient of the package's first-order inner loop
+    spec = first_order_meta_gradient_spec()
+    for case in spec.cases:
+        params, _, query_loss, support_loss, alpha = case.args
+        leaves = {name: value.clone().requires_grad_() for name, value in params.items()}
+        adapted = package_inner_step(leaves, support_loss, alpha, first_order=True)
+        package = torch.autograd.grad(query_loss(adapted), list(leaves.values()))
+        theirs = spec.run(spec.reference, (dict(params), *case.args[1:]))
+        torch.testing.assert_close(theirs, torch.cat([g.flatten() for g in package]))
+
+
+def _detached_gradient(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Params:
+    gradients = torch.autograd.grad(loss_fn(params), list(params.values()), create_graph=True)
+    return {name: p - alpha * g.detach()
+            for (name, p), g in zip(params.items(), gradients, strict=True)}
+
+
+def _backward_and_grad(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Params:
+    loss_fn(params).backward()
+    return {name: p - alpha * p.grad for name, p in params.items()}
+
+
+def _no_grad_in_place(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Params:
+    gradients = torch.autograd.grad(loss_fn(params), list(params.values()))
+    with torch.no_grad():
+        for p, g in zip(params.values(), gradients, strict=True):
+            p -= alpha * g
+    return params
+
+
+INNER_STEP_MISTAKES: list[tuple[str, Callable[..., Any], tuple[str, ...], str]] = [
+    ("create_graph=False", lambda p, f, a, fo: _step(p, f, a, False, lambda v, g: v - a * g),
+     ("no_second_order",), "pass create_graph=True"),
+    ("detached gradient", _detached_gradient, ("no_second_order",), "Hessian term is missing"),
+    (".backward() and .grad", _backward_and_grad, ("no_second_order",), "`.detach()`"),
+    ("create_graph=True always", lambda p, f, a, fo: _step(p, f, a, True, lambda v, g: v - a * g),
+     ("ignored_first_order",), "first_order=True"),
+    ("gradient ascent", lambda p, f, a, fo: _step(p, f, a, not fo, lambda v, g: v + a * g),
+     ("gradient_ascent",), "gradient ascent"),
+    ("no alpha", lambda p, f, a, fo: _step(p, f, a, not fo, lambda v, g: v - g), ("no_alpha",),
+     "`alpha`"),
+    ("returned the gradient", lambda p, f, a, fo: _step(p, f, a, not fo, lambda v, g: g),
+     ("returned_gradient",), "return the adapted parameters"),
+    ("in place under no_grad", _no_grad_in_place, ("modified_input",), "in place"),
+]
+
+
+@pytest.mark.parametrize(("function", "keys", "fragment"),
+                         [case[1:] for case in INNER_STEP_MISTAKES],
+                         ids=[c[0] for c in INNER_STEP_MISTAKES])
+def test_inner_step_mistakes(function: Callable[..., Any], keys: tuple[str, ...],
+                             fragment: str) -> None:
+    result = _check_maml(step=function)
+    step, meta, reptile = result.verdicts
+    assert step.status == "wrong" and meta.passed and reptile.passed
+    assert step.mistakes == keys, step.message
+    assert fragment in step.message and "Hint:" in step.message
+
+
+def test_the_hessian_hint_shows_both_rows() -> None:
+    verdict = _check_maml(step=INNER_STEP_MISTAKES[0][1]).verdicts[0]
+    assert "test case 1 of 5 (linear model, 4 support points, second order)" in verdict.message
+    assert "params = {weight: [[" in verdict.message
+    assert "loss_fn = <support loss: cross-entropy of a 2-class linear model" in verdict.message
+    assert verdict.message.count("[[") >= 3  # expected and got: two rows each
+
+
+def test_an_in_place_update_of_a_leaf_is_an_error_with_a_hint() -> None:
+    def in_place(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Params:
+        gradients = torch.autograd.grad(loss_fn(params), list(params.values()))
+        for p, g in zip(params.values(), gradients, strict=True):
+            p -= alpha * g
+        return params
+
+    verdict = _check_maml(step=in_place).verdicts[0]
+    assert verdict.status == "error"
+    assert "raised RuntimeError on test case 1 of 5" in verdict.message
+    assert "p -= alpha * g" in verdict.message  # the student's line
+    assert "params: {weight: float64 tensor of shape [2, 2], bias: float64 tensor of shape " \
+           "[2]}" in verdict.message
+    assert "in place" in verdict.message and "{name: p - alpha * g" in verdict.message
+
+
+def test_inner_step_returning_a_list_is_an_error_with_a_hint() -> None:
+    def as_list(params: Params, loss_fn: Any, alpha: float, first_order: bool) -> Any:
+        return list(right_step(params, loss_fn, alpha, first_order).values())
+
+    verdict = _check_maml(step=as_list).verdicts[0]
+    assert verdict.status == "error" and "must be a dict" in verdict.message
+    assert "same keys as `params`" in verdict.message
+
+
+META_GRADIENT_MISTAKES: list[tuple[str, Callable[..., Any], tuple[str, ...], str]] = [
+    ("gradient at theta",
+     lambda p, a, q: dict(zip(p, torch.autograd.grad(q(p), list(p.values())), strict=True)),
+     ("gradient_at_theta",), "*adapted*"),
+    ("second order",
+     lambda p, a, q: dict(zip(p, torch.autograd.grad(q(a), list(p.values())), strict=True)),
+     ("second_order",), "second-order"),
+    ("negative", lambda p, a, q: {k: -g for k, g in right_meta_gradient(p, a, q).items()},
+     ("wrong_sign",), "sign"),
+]
+
+
+@pytest.mark.parametrize(("function", "keys", "fragment"),
+                         [case[1:] for case in META_GRADIENT_MISTAKES],
+                         ids=[c[0] for c in META_GRADIENT_MISTAKES])
+def test_first_order_meta_gradient_mistakes(function: Callable[..., Any], keys: tuple[str, ...],
+                                            fragment: str) -> None:
+    step, meta, reptile = _check_maml(meta=function).verdicts
+    assert step.passed and meta.status == "wrong" and reptile.passed
+    assert meta.mistakes == keys, meta.message
+    assert fragment in meta.message
+
+
+def test_differentiating_the_wrong_tensors_gets_a_hint() -> None:
+    def unused(params: Params, adapted: Params, query_loss: Any) -> Params:
+        return dict(zip(params, torch.autograd.grad(query_loss(params),
+                                                    list(adapted.values())), strict=True))
+
+    verdict = _check_maml(meta=unused).verdicts[1]
+    assert verdict.status == "error" and "`query_loss(adapted)`" in verdict.message
+
+
+def _reptile_in_place(theta: Tensor, phis: Tensor, epsilon: float) -> Tensor:
+    theta += epsilon * (phis - theta).mean(0)
+    return theta
+
+
+REPTILE_MISTAKES: list[tuple[str, Callable[..., Any], tuple[str, ...], str]] = [
+    ("wrong sign", lambda t, p, e: t - e * (p - t).mean(0), ("wrong_sign",), "towards them"),
+    ("sum", lambda t, p, e: t + e * (p - t).sum(0), ("sum_not_mean",), "averages"),
+    ("no epsilon", lambda t, p, e: p.mean(0), ("no_epsilon",), "epsilon"),
+    ("step only", lambda t, p, e: e * (p - t).mean(0), ("returned_step",), "add it to theta"),
+    ("mean of phi", lambda t, p, e: t + e * p.mean(0), ("forgot_theta",), "phi - theta"),
+    ("in place", _reptile_in_place, ("modified_input",), "in place"),
+]
+
+
+@pytest.mark.parametrize(("function", "keys", "fragment"),
+                         [case[1:] for case in REPTILE_MISTAKES],
+                         ids=[c[0] for c in REPTILE_MISTAKES])
+def test_reptile_mistakes(function: Callable[..., Any], keys: tuple[str, ...],
+                          fragment: str) -> None:
+    step, meta, reptile = _check_maml(reptile=function).verdicts
+    assert step.passed and meta.passed and reptile.status == "wrong"
+    assert reptile.mistakes == keys, reptile.message
+    assert fragment in reptile.message
+
+
+def test_exercise_3_exceptions_and_stubs_are_verdicts() -> None:
+    def broken(*args: Any) -> Any:
+        raise ValueError("something odd")
+
+    def stub(*args: Any) -> Any:
+        raise NotImplementedError("Write your code here")
+
+    result = _check_maml(broken, broken, stub)
+    assert [verdict.status for verdict in result.verdicts] == ["error", "error", "not_done"]
+    assert result.status == "error" and not result.passed
+    assert "Error: `inner_step` raised ValueError" in result.message
+    assert "Error: `first_order_meta_gradient` raised ValueError" in result.message
+    assert "Not done yet: fill in `reptile_update`" in result.message
 
 
 # --------------------------------------------------------------------------------------------

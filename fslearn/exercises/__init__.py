@@ -16,6 +16,9 @@ Exercises:
 * :func:`check_confidence_interval`: ``confidence_interval95(accuracies)`` (exercise 1).
 * :func:`check_prototypes`: ``prototypes(support_z, support_y, n_way)`` and
   ``squared_distances(query_z, centres)`` (exercise 2).
+* :func:`check_maml_inner_step`: ``inner_step(params, loss_fn, alpha, first_order)``,
+  ``first_order_meta_gradient(params, adapted, query_loss)`` and
+  ``reptile_update(theta, phis, epsilon)`` (exercise 3).
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
 """
@@ -30,6 +33,7 @@ from fslearn.exercises.checker import (
     show,
 )
 from fslearn.exercises.confidence_interval import check_confidence_interval
+from fslearn.exercises.maml import check_maml_inner_step
 from fslearn.exercises.prototypes import check_prototypes
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "Mistake",
     "check_confidence_interval",
     "check_functions",
+    "check_maml_inner_step",
     "check_prototypes",
     "show",
 ]

@@ -99,6 +99,12 @@ class FunctionSpec:
         error_hint: a hint for an exception raised by the student's code, or None to fall back
             to the generic hints.
         rtol, atol: tolerances of the comparison with the reference (float32 work is fine).
+        call: how to run a function (the student's, the reference or a mistake's variant) on a
+            case's arguments and get what is compared, ``call(function, args)``; None:
+            ``function(*args)``. An exercise sets it when what matters is not the plain return
+            value: exercise 3 compares the adapted parameters *and* the meta-gradient that
+            flows back through the student's inner step. It receives fresh copies of the
+            arguments (dicts of tensors included), so the in-place check still sees them.
     """
 
     name: str
@@ -111,6 +117,11 @@ class FunctionSpec:
     error_hint: Callable[[BaseException], str | None] | None = None
     rtol: float = 1e-4
     atol: float = 1e-6
+    call: Callable[[Callable[..., Any], tuple[Any, ...]], Any] | None = None
+
+    def run(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``function`` on ``args``, through :attr:`call` when it is set."""
+        return function(*args) if self.call is None else self.call(function, args)
 
 
 @dataclass(frozen=True)
@@ -267,7 +278,7 @@ def check_function(spec: FunctionSpec, student: Any) -> FunctionVerdict:
     for index, case in enumerate(spec.cases):
         args = _clone(case.args)
         try:
-            raw = student(*args)
+            raw = spec.run(student, args)
         except NotImplementedError:
             return verdict("not_done", f"Not done yet: fill in `{spec.name}` above (replace the "
                                        f"`raise NotImplementedError(...)` line), run its cell, "
@@ -276,7 +287,7 @@ def check_function(spec: FunctionSpec, student: Any) -> FunctionVerdict:
             return verdict("error", _error_message(spec, student, index, error))
         changed = [name for name, before, after in zip(case.arg_names, case.args, args,
                                                        strict=True)
-                   if isinstance(before, Tensor) and not _identical(before, after)]
+                   if _is_tensors(before) and not _identical(before, after)]
         if changed:
             return verdict("wrong", _header(spec, index, "changed its input") + "\n" + _hint(
                 f"`{spec.name}` modified `{changed[0]}` in place (with an in-place operation "
@@ -325,7 +336,7 @@ def _recognise(spec: FunctionSpec, outputs: list[Tensor]) -> Mistake | None:
     for mistake in spec.mistakes:
         for case, got in zip(spec.cases, outputs, strict=True):
             try:
-                wrong = _as_float64(mistake.variant(*_clone(case.args)))
+                wrong = _as_float64(spec.run(mistake.variant, _clone(case.args)))
             except Exception:
                 break
             if not _close(got, wrong, spec):
@@ -336,7 +347,7 @@ def _recognise(spec: FunctionSpec, outputs: list[Tensor]) -> Mistake | None:
 
 
 def _reference_output(spec: FunctionSpec, case: Case) -> Tensor:
-    return _as_float64(spec.reference(*_clone(case.args)))
+    return _as_float64(spec.run(spec.reference, _clone(case.args)))
 
 
 def _header(spec: FunctionSpec, index: int, what: str) -> str:
@@ -465,11 +476,29 @@ def generic_error_hint(error: BaseException) -> str:
 
 
 def _clone(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(arg.clone() if isinstance(arg, Tensor) else arg for arg in args)
+    return tuple(_clone_one(arg) for arg in args)
 
 
-def _identical(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+def _clone_one(arg: Any) -> Any:
+    if isinstance(arg, Tensor):
+        return arg.clone()
+    if _is_tensors(arg):  # a dict of tensors (parameters by name)
+        return {name: value.clone() for name, value in arg.items()}
+    return arg
+
+
+def _is_tensors(value: Any) -> bool:
+    """A tensor, or a non-empty dict of tensors."""
+    return isinstance(value, Tensor) or (isinstance(value, dict) and bool(value) and all(
+        isinstance(item, Tensor) for item in value.values()))
+
+
+def _identical(a: Tensor | dict[str, Tensor], b: Any) -> bool:
+    if isinstance(a, dict):
+        return (isinstance(b, dict) and a.keys() == b.keys()
+                and all(_identical(a[name], b[name]) for name in a))
+    return (isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
+            and bool(torch.equal(a, b.detach())))
 
 
 def _as_float64(value: Any) -> Tensor:
@@ -543,8 +572,10 @@ def _show_value(value: Any) -> str:
     """A test input: in full when small, else its dtype and shape."""
     if isinstance(value, Tensor):
         if value.numel() <= _SHOW_MAX:
-            return _nested(value.tolist())
+            return _nested(value.detach().tolist())
         return describe(value)
+    if _is_tensors(value):
+        return "{" + ", ".join(f"{name}: {_show_value(item)}" for name, item in value.items()) + "}"
     return repr(value)
 
 
@@ -552,4 +583,6 @@ def describe(value: Any) -> str:
     """``float32 tensor of shape [2, 6, 4]`` for a tensor, ``repr`` for anything else."""
     if isinstance(value, Tensor):
         return f"{str(value.dtype).removeprefix('torch.')} tensor of shape {_shape(value)}"
+    if _is_tensors(value):
+        return "{" + ", ".join(f"{name}: {describe(item)}" for name, item in value.items()) + "}"
     return repr(value)
