@@ -3,6 +3,8 @@
     python benchmarks/maml.py                      # CPU: both engines, 1 and 5 steps, both orders
     python benchmarks/maml.py --device cuda        # the same on a GPU
     python benchmarks/maml.py --engines loop --steps 1 --orders second --outer-steps 2
+    python benchmarks/maml.py --model sinusoid --tasks 25 --shot 5 --query 5 --steps 1 \
+        --orders second --outer-steps 200     # the sinusoid MLP (Finn et al.'s recipe)
 
 Each configuration (engine, inner steps, second or first order) runs in a fresh process, so that
 its peak memory is its own: the peak resident set size on a CPU, the peak allocated CUDA memory
@@ -32,15 +34,23 @@ from fslearn._system import describe_hardware
 def measure_one(args: argparse.Namespace) -> dict[str, object]:
     """One configuration, in this process: tasks per second and peak memory."""
     from fslearn.data import EpisodeSampler, load_omniglot
+    from fslearn.data.sinusoid import SinusoidRegression
     from fslearn.methods import MAML
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    method = MAML(n_way=args.way, inner_steps=args.one_steps, inner_lr=0.4,
-                  first_order=args.one_order == "first", engine=args.one_engine).to(device)
+    first_order = args.one_order == "first"
+    if args.model == "sinusoid":
+        method = MAML(n_way=1, inner_steps=args.one_steps, inner_lr=0.01, hidden_channels=40,
+                      first_order=first_order, engine=args.one_engine, task="regression")
+        sampler = SinusoidRegression().sampler(args.shot, args.query, args.tasks, seed=0)
+    else:
+        method = MAML(n_way=args.way, inner_steps=args.one_steps, inner_lr=0.4,
+                      first_order=first_order, engine=args.one_engine)
+        sampler = EpisodeSampler(load_omniglot("train"), args.way, args.shot, args.query,
+                                 tasks=args.tasks, seed=0)
+    method.to(device)
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
-    sampler = EpisodeSampler(load_omniglot("train"), args.way, args.shot, args.query,
-                             tasks=args.tasks, seed=0)
 
     def outer_step(index: int) -> None:
         episode = sampler.episode(index).to(device)
@@ -73,6 +83,8 @@ def measure_one(args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--model", choices=("conv4", "sinusoid"), default="conv4",
+                        help="conv4 on Omniglot episodes, or the sinusoid MLP (default: conv4)")
     parser.add_argument("--engines", default="loop,vmap", help="default: loop,vmap")
     parser.add_argument("--steps", default="1,5", help="inner steps to measure (default: 1,5)")
     parser.add_argument("--orders", default="second,first", help="default: second,first")
@@ -93,12 +105,16 @@ def main() -> None:
     if args.one_engine:  # a child process: one configuration, one JSON line
         print(json.dumps(measure_one(args)))
         return
-    common = ["--device", args.device, "--way", str(args.way), "--shot", str(args.shot),
-              "--query", str(args.query), "--tasks", str(args.tasks), "--outer-steps",
-              str(args.outer_steps)] + (["--threads", str(args.threads)] if args.threads else [])
+    common = ["--device", args.device, "--model", args.model, "--way", str(args.way),
+              "--shot", str(args.shot), "--query", str(args.query), "--tasks", str(args.tasks),
+              "--outer-steps", str(args.outer_steps)]
+    if args.threads:
+        common += ["--threads", str(args.threads)]
     device = describe_hardware(args.device)
-    print(f"# MAML, Conv4, {args.way}-way {args.shot}-shot, {args.query} queries per class, "
-          f"meta-batch {args.tasks}; {device}; torch {torch.__version__}")
+    what = ("sinusoid MLP, " + f"{args.shot} support and {args.query} query points"
+            if args.model == "sinusoid" else
+            f"Conv4, {args.way}-way {args.shot}-shot, {args.query} queries per class")
+    print(f"# MAML, {what}, meta-batch {args.tasks}; {device}; torch {torch.__version__}")
     print(f"{'engine':<8}{'steps':>6}{'order':>8}{'tasks/s':>10}{'peak GiB':>10}")
     rows = []
     for steps in args.steps.split(","):

@@ -461,6 +461,8 @@ def _evaluate_regression(args: argparse.Namespace) -> int:
     on --query points of each of --episodes test tasks."""
     method, _ = load_checkpoint(args.checkpoint, _device(args.device))
     steps = (1, 5, 10) if args.test_inner_steps is None else (args.test_inner_steps,)
+    if min(steps) < 0:
+        raise ValueError(f"--test-inner-steps must be 0 or more, got {args.test_inner_steps}")
     results = evaluate_regression(method, SinusoidRegression(), args.shot, steps,
                                   n_query=args.query, episodes=args.episodes, seed=args.seed)
     if args.json:

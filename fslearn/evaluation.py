@@ -49,8 +49,18 @@ def confidence_interval95(accuracies: Sequence[float] | Tensor) -> float:
     return float(1.96 * values.std(correction=1) / math.sqrt(values.numel()))
 
 
+class _PerEpisodeResult:
+    """What the result types share: a JSON-ready dict, per-episode figures only on request."""
+
+    def to_dict(self, per_episode: bool = False) -> dict[str, object]:
+        result = asdict(self)  # type: ignore[call-overload]
+        if not per_episode:
+            result.pop("per_episode")
+        return result
+
+
 @dataclass(frozen=True)
-class EvaluationResult:
+class EvaluationResult(_PerEpisodeResult):
     """Accuracy over test episodes (fractions, not percentages)."""
 
     accuracy: float
@@ -68,12 +78,6 @@ class EvaluationResult:
             f"{self.n_way}-way {self.k_shot}-shot: {100 * self.accuracy:.2f}% "
             f"+/- {100 * self.ci95:.2f}% (95% CI over {self.episodes} episodes of {self.dataset})"
         )
-
-    def to_dict(self, per_episode: bool = False) -> dict[str, object]:
-        result = asdict(self)
-        if not per_episode:
-            result.pop("per_episode")
-        return result
 
 
 @torch.no_grad()
@@ -240,7 +244,7 @@ def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
 
 
 @dataclass(frozen=True)
-class RegressionResult:
+class RegressionResult(_PerEpisodeResult):
     """Mean squared error over test tasks after ``steps`` inner steps, with its 95% CI."""
 
     mse: float
@@ -256,11 +260,6 @@ class RegressionResult:
         return (f"K={self.k_shot}, {self.steps} step{'s' if self.steps != 1 else ''}: MSE "
                 f"{self.mse:.3f} +/- {self.ci95:.3f} (95% CI over {self.episodes} tasks)")
 
-    def to_dict(self, per_episode: bool = False) -> dict[str, object]:
-        result = asdict(self)
-        if not per_episode:
-            result.pop("per_episode")
-        return result
 
 
 @torch.no_grad()

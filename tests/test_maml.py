@@ -402,6 +402,8 @@ def test_command_line_sinusoid(tmp_path, capsys):
     assert [(r["steps"], r["paper_mse"]) for r in report["results"]] == [
         (1, 0.67), (5, 0.38), (10, 0.35)]
     assert "Table 2" in report["paper"]
+    assert main(["evaluate", str(out), "--shot", "5", "--test-inner-steps", "-1"]) == 2
+    assert "--test-inner-steps must be 0 or more, got -1" in capsys.readouterr().err
     assert main(["train", "protonet", "--sinusoid", "--out", str(tmp_path / "p")]) == 2
     assert "protonet classifies images" in capsys.readouterr().err
 
