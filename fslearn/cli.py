@@ -50,7 +50,7 @@ from fslearn.evaluation import (
     evaluate_regression,
 )
 from fslearn.methods import MAML, METHODS, FewShotMethod, MetricMethod, build_method
-from fslearn.methods.maml import ENGINES
+from fslearn.methods.maml import ENGINES, INNER_OPTIMIZERS
 from fslearn.prediction import (
     ImagePreparation,
     check_channels,
@@ -64,6 +64,9 @@ from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 __all__ = ["main"]
 
 OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, MAML))
+#: command-line options of the inner loop, passed to the method's constructor when given
+INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner_optimizer",
+                 "inner_batch", "test_inner_batch")
 
 
 def _device(name: str) -> torch.device:
@@ -143,12 +146,22 @@ def _parser() -> argparse.ArgumentParser:
     inner = tr.add_argument_group(
         f"optimisation-based methods ({', '.join(OPTIMISATION_METHODS)}): the inner loop")
     inner.add_argument("--inner-steps", type=int, default=None,
-                       help="inner gradient steps per task in training (default: 1)")
+                       help="inner gradient steps per task in training (default: 1; reptile: 5)")
     inner.add_argument("--inner-lr", type=float, default=None,
-                       help="inner step size alpha (default: 0.4; Meta-SGD: its initial value)")
+                       help="inner step size alpha (default: 0.4; Meta-SGD: its initial value; "
+                       "reptile: Adam's learning rate, 1e-3)")
     inner.add_argument("--test-inner-steps", type=int, default=None,
-                       help="inner steps in validation and evaluation (default: --inner-steps; "
-                       "Finn et al. test with 3)")
+                       help="inner steps in validation and evaluation (default: --inner-steps, "
+                       "reptile: 50; Finn et al. test with 3)")
+    inner.add_argument("--inner-optimizer", choices=INNER_OPTIMIZERS, default=None,
+                       help="reptile only: the inner optimizer (default: adam, with beta1 = 0, "
+                       "as in the paper)")
+    inner.add_argument("--inner-batch", type=int, default=None,
+                       help="reptile only: support images per inner step in training "
+                       "(default: 10)")
+    inner.add_argument("--test-inner-batch", type=int, default=None,
+                       help="reptile only: support images per inner step at test time "
+                       "(default: 5)")
     inner.add_argument("--engine", choices=ENGINES, default=None,
                        help="run the tasks of a batch in a loop or vectorised with "
                        "torch.func.vmap (default: auto: vmap on CUDA and for --sinusoid, the "
@@ -356,7 +369,7 @@ def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
                              f"{args.method} classifies images.")
         # the paper's network: two hidden layers of 40 units
         hparams: dict[str, Any] = {"n_way": 1, "task": "regression", "hidden_channels": 40}
-        for option in ("inner_steps", "inner_lr", "test_inner_steps", "engine"):
+        for option in INNER_OPTIONS:
             if getattr(args, option) is not None:
                 hparams[option] = getattr(args, option)
         return hparams
@@ -369,14 +382,16 @@ def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
                              f"{args.way}.")
     if "image_size" in accepted:
         hparams["image_size"] = train_data.image_shape[1]
-    for option in ("inner_steps", "inner_lr", "test_inner_steps", "engine"):
+    for option in INNER_OPTIONS:
         value = getattr(args, option)
         if value is None:
             continue
         if option not in accepted:
-            raise ValueError(f"--{option.replace('_', '-')} is an option of the "
-                             f"optimisation-based methods ({', '.join(OPTIMISATION_METHODS)}), "
-                             f"not of {args.method}: leave it out.")
+            owners = [name for name in OPTIMISATION_METHODS
+                      if option in inspect.signature(METHODS[name].__init__).parameters]
+            kind = ("optimisation-based methods" if len(owners) > 1 else "method")
+            raise ValueError(f"--{option.replace('_', '-')} is an option of the {kind} "
+                             f"({', '.join(owners)}), not of {args.method}: leave it out.")
         hparams[option] = value
     return hparams
 

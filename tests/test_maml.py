@@ -188,7 +188,8 @@ def test_checkpoint_round_trip(tmp_path):
 @pytest.mark.parametrize("method, extra", [
     ("maml", ["--inner-lr", "0.4"]),
     ("reptile", ["--inner-lr", "0.4", "--optimizer", "sgd", "--lr", "1", "--lr-schedule",
-                 "linear"]),
+                 "linear", "--inner-optimizer", "adam", "--inner-batch", "3",
+                 "--test-inner-batch", "4"]),
 ])
 def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
     from fslearn.cli import main
@@ -205,6 +206,8 @@ def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
     if method == "reptile":
         assert (record["config"]["optimizer"], record["config"]["lr_schedule"]) == (
             "sgd", "linear")
+        assert (record["hparams"]["inner_optimizer"], record["hparams"]["inner_batch"],
+                record["hparams"]["test_inner_batch"]) == ("adam", 3, 4)
     capsys.readouterr()
     assert main(["evaluate", str(out), "--way", "5", "--shot", "1", "--episodes", "4",
                  "--test-inner-steps", "3", "--json"]) == 0
@@ -217,6 +220,10 @@ def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
     (["train", "protonet", "--inner-steps", "2"], "--inner-steps is an option of the "
      "optimisation-based methods (maml, fomaml, metasgd, anil, reptile, pretrained), not of "
      "protonet"),
+    (["train", "maml", "--way", "5", "--val-way", "5", "--inner-batch", "10"],
+     "--inner-batch is an option of the method (reptile), not of maml"),
+    (["train", "reptile", "--way", "5", "--val-way", "5", "--inner-batch", "0"],
+     "inner_batch must be a positive integer"),
     (["train", "maml", "--way", "5", "--val-way", "20"], "pass --val-way 5"),
     (["train", "maml", "--way", "5", "--inner-steps", "0", "--val-way", "5"],
      "inner_steps must be a positive integer, got 0"),
@@ -232,11 +239,12 @@ def test_command_line_errors(argv, message, tmp_path, capsys):
 
 
 def test_reptile_update_against_plain_sgd_on_copies():
-    """theta - mean(phi), where phi is what torch.optim.SGD makes of a copy of the network on
-    each task's support set: an implementation independent of the package's inner loop."""
+    """With plain SGD: theta - mean(phi), where phi is what torch.optim.SGD makes of a copy of
+    the network on each task's support set: an implementation independent of the package's
+    inner loop."""
     import copy
 
-    model = _model(Reptile, steps=3)
+    model = _model(Reptile, steps=3, inner_optimizer="sgd", inner_batch=None)
     episode = _episode(tasks=3)
     model.zero_grad(set_to_none=True)
     loss, logits = model.training_step(episode)
@@ -257,7 +265,7 @@ def test_reptile_update_against_plain_sgd_on_copies():
 
 
 def test_reptile_with_one_task_and_step_size_one_lands_on_phi():
-    model = _model(Reptile, steps=2)
+    model = _model(Reptile, steps=2, inner_optimizer="sgd", inner_batch=None)
     episode = _episode(tasks=1)
     params = {n: p.detach().clone() for n, p in model.network.named_parameters()}
     phi = inner_loop(model.network, params, episode.support_x[0], episode.support_y[0], 2,
@@ -427,3 +435,58 @@ def test_shipped_sinusoid_results_are_reproduced(name):
     for row, result in zip(stored["results"], again, strict=True):
         assert row["steps"] == result.steps and row["episodes"] == 1000
         assert result.mse == pytest.approx(row["mse"], rel=1e-3)
+
+
+def test_reptile_adam_inner_loop_against_torch_adam_on_copies():
+    """The paper's inner optimizer: torch.optim.Adam with beta1 = 0 on a copy of the network,
+    fresh for each task, on mini-batches that take one image of each class in turn."""
+    import copy
+
+    model = _model(Reptile, steps=4, inner_optimizer="adam", inner_batch=4)
+    model.inner_lr = 1e-2
+    episode = _episode(tasks=2, n_way=3, shots=2)
+    model.zero_grad(set_to_none=True)
+    model.training_step(episode)
+    expected = {name: torch.zeros_like(p) for name, p in model.network.named_parameters()}
+    interleaved = torch.tensor([0, 2, 4, 1, 3, 5])  # class-major support, one class at a time
+    for t in range(episode.tasks):
+        net = copy.deepcopy(model.network)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, betas=(0.0, 0.999), eps=1e-8)
+        x, y = episode.support_x[t][interleaved], episode.support_y[t][interleaved]
+        for step in range(4):
+            rows = torch.arange(4 * step, 4 * step + 4) % 6  # batches of 4, cycling
+            optimizer.zero_grad()
+            F.cross_entropy(net(x[rows]), y[rows]).backward()
+            optimizer.step()
+        for (name, before), after in zip(model.network.named_parameters(), net.parameters(),
+                                         strict=True):
+            expected[name] += (before.detach() - after.detach()) / episode.tasks
+    # Adam moves every entry by about its learning rate (1e-2) per step, except the conv biases,
+    # whose true gradient is 0 (batch norm follows) and whose rounding noise Adam rescales to
+    # about 1e-10: hence atol 1e-8, a million times below a real step
+    for name, p in model.network.named_parameters():
+        assert torch.allclose(p.grad, expected[name], rtol=1e-9, atol=1e-8), name
+
+
+def test_reptile_test_time_adaptation_uses_its_own_steps_and_batch():
+    model = _model(Reptile, steps=1, inner_optimizer="adam", inner_batch=6,
+                   test_inner_steps=3, test_inner_batch=3).eval()
+    episode = _episode(tasks=1, n_way=3, shots=2)
+    params = {n: p.detach() for n, p in model.network.named_parameters()}
+    order = torch.tensor([0, 2, 4, 1, 3, 5])
+    phi = inner_loop(model.network, params, episode.support_x[0][order],
+                     episode.support_y[0][order], 3, model.step_sizes(), optimizer="adam",
+                     batch_size=3)
+    expected = torch.func.functional_call(model.network, phi, (episode.query_x[0],))
+    with torch.no_grad():
+        assert torch.allclose(model(episode)[0], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"inner_optimizer": "rmsprop"}, "inner_optimizer must be one of sgd, adam"),
+    ({"inner_batch": 0}, "inner_batch must be a positive integer or None"),
+    ({"test_inner_batch": 2.5}, "test_inner_batch must be a positive integer or None"),
+])
+def test_reptile_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Reptile(**kwargs)

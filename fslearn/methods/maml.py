@@ -27,6 +27,7 @@ the authors' code (transductive): see :class:`~fslearn.backbones.TaskBatchNorm2d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -41,6 +42,7 @@ from fslearn.methods.base import FewShotMethod
 __all__ = [
     "ANIL",
     "ENGINES",
+    "INNER_OPTIMIZERS",
     "MAML",
     "TASKS",
     "FirstOrderMAML",
@@ -55,6 +57,9 @@ __all__ = [
 ENGINES = ("auto", "loop", "vmap")
 #: image classification (Conv4, cross-entropy) or sinusoid regression (an MLP, squared error)
 TASKS = ("classification", "regression")
+#: the inner loop's update: plain gradient steps, or Adam with beta1 = 0 (Reptile's)
+INNER_OPTIMIZERS = ("sgd", "adam")
+ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
 
 Params = dict[str, Tensor]
 
@@ -90,6 +95,8 @@ def inner_loop(
     step_sizes: dict[str, Tensor | float],
     first_order: bool = False,
     loss_function: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    optimizer: str = "sgd",
+    batch_size: int | None = None,
 ) -> Params:
     """Adapt ``params`` to one task's support set with ``steps`` gradient steps.
 
@@ -102,27 +109,47 @@ def inner_loop(
             shaped like the parameter (Meta-SGD).
         first_order: treat the inner gradients as constants (no second derivatives).
         loss_function: the task loss, ``loss_function(outputs, support_y)``.
+        optimizer: ``"sgd"`` (plain gradient steps, MAML) or ``"adam"``: Adam with
+            :math:`\\beta_1 = 0, \\beta_2 = 0.999` and a fresh state for each task (Reptile's
+            inner optimizer; its square root is not meant to be differentiated through).
+        batch_size: examples per step, taken in order and cycling through the support set
+            (``None``: the whole support set at every step).
 
     Returns:
         The adapted parameters (the others unchanged), as differentiable functions of
         ``params`` unless ``first_order``.
     """
+    if optimizer not in INNER_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(INNER_OPTIMIZERS)}, got "
+                         f"{optimizer!r}")
     adapted = {name: params[name] for name in step_sizes}
     fixed = {name: value for name, value in params.items() if name not in step_sizes}
+    squares = {name: torch.zeros_like(value) for name, value in adapted.items()}
+    n_support = support_x.shape[0]
+    batch = n_support if batch_size is None else min(batch_size, n_support)
 
-    def support_loss(fast: Params) -> Tensor:
-        logits = functional_call(model, {**fixed, **fast}, (support_x,))
-        return loss_function(logits, support_y)
+    def support_loss(fast: Params, x: Tensor, y: Tensor) -> Tensor:
+        return loss_function(functional_call(model, {**fixed, **fast}, (x,)), y)
 
-    for _ in range(steps):
+    for step in range(steps):
+        x, y = support_x, support_y
+        if batch < n_support:
+            rows = torch.arange(step * batch, (step + 1) * batch,
+                                device=support_x.device) % n_support
+            x, y = support_x[rows], support_y[rows]
         # torch.func.grad rather than torch.autograd.grad: it works inside vmap and under
         # torch.no_grad(), and the outer autograd still differentiates through it
-        gradients = grad(support_loss)(adapted)
-        adapted = {
-            name: value - step_sizes[name] * (gradients[name].detach() if first_order
-                                              else gradients[name])
-            for name, value in adapted.items()
-        }
+        gradients = grad(support_loss)(adapted, x, y)
+        if first_order:
+            gradients = {name: value.detach() for name, value in gradients.items()}
+        if optimizer == "adam":  # torch.optim.Adam's update with beta1 = 0
+            squares = {name: ADAM_BETA2 * squares[name] + (1 - ADAM_BETA2) * g * g
+                       for name, g in gradients.items()}
+            correction = math.sqrt(1 - ADAM_BETA2 ** (step + 1))
+            gradients = {name: g / (squares[name].sqrt() / correction + ADAM_EPS)
+                         for name, g in gradients.items()}
+        adapted = {name: value - step_sizes[name] * gradients[name]
+                   for name, value in adapted.items()}
     return {**fixed, **adapted}
 
 

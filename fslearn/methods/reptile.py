@@ -10,10 +10,14 @@ no derivative of the inner loop at all. Written as a gradient, :math:`g = \theta
 is one step of plain SGD with learning rate :math:`\epsilon` (the paper anneals it linearly from
 1 to 0: ``--optimizer sgd --lr 1 --lr-schedule linear``), so the one training loop runs it.
 
-At test time Reptile adapts exactly as MAML does (``test_inner_steps`` steps on the support set,
-then the queries are scored). Differences from the paper's code, named here and in the chapter:
-the inner optimizer is plain SGD on the whole support set (the paper: Adam with
-:math:`\beta_1 = 0` on mini-batches of 10), and batch norm uses each batch's statistics.
+The inner optimizer is the paper's: Adam with :math:`\beta_1 = 0`, learning rate ``inner_lr``
+(1e-3), on mini-batches of ``inner_batch`` support images (10; the paper trains on 10 shots per
+class, so 5 steps are one pass over a 5-way support set), or plain SGD (``inner_optimizer="sgd"``).
+At test time Reptile adapts with the same optimizer for ``test_inner_steps`` steps (the paper: 50)
+on mini-batches of ``test_inner_batch`` (5), then the queries are scored. Differences from the
+paper's code, named here and in the chapter: Adam's state starts afresh for each task (the paper's
+code keeps it across tasks), the mini-batches take the support set in a fixed order that
+interleaves the classes (the paper's shuffles it), and batch norm uses each batch's statistics.
 """
 
 from __future__ import annotations
@@ -23,41 +27,76 @@ from torch import Tensor
 from torch.func import functional_call
 
 from fslearn.data.episodes import Episode
-from fslearn.methods.maml import MAML, inner_loop
+from fslearn.methods.maml import INNER_OPTIMIZERS, MAML, Params, inner_loop
 
 __all__ = ["Reptile"]
 
 
 class Reptile(MAML):
-    """Reptile on MAML's network; see the module docstring. Arguments as :class:`MAML`, whose
-    ``first_order`` does not apply (Reptile never differentiates the inner loop)."""
+    r"""Reptile on MAML's network; see the module docstring. Arguments as :class:`MAML` (whose
+    ``first_order`` does not apply: Reptile never differentiates the inner loop), and
+
+    Args:
+        inner_optimizer: ``"adam"`` (the paper's, with :math:`\beta_1 = 0`) or ``"sgd"``.
+        inner_batch: support images per inner step in training (``None``: all of them).
+        test_inner_batch: support images per inner step at test time (``None``: all of them).
+    """
 
     name = "reptile"
 
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 5,
-                 inner_lr: float = 0.1, test_inner_steps: int | None = None,
+                 inner_lr: float = 1e-3, test_inner_steps: int | None = 50,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
-                 blocks: int = 4, task: str = "classification") -> None:
+                 blocks: int = 4, task: str = "classification", inner_optimizer: str = "adam",
+                 inner_batch: int | None = 10, test_inner_batch: int | None = 5) -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=True, engine=engine, image_size=image_size,
                          hidden_channels=hidden_channels, blocks=blocks, task=task)
+        if inner_optimizer not in INNER_OPTIMIZERS:
+            raise ValueError(f"inner_optimizer must be one of {', '.join(INNER_OPTIMIZERS)}, "
+                             f"got {inner_optimizer!r}")
+        for label, value in (("inner_batch", inner_batch),
+                             ("test_inner_batch", test_inner_batch)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{label} must be a positive integer or None (the whole "
+                                 f"support set), got {value!r}")
+        self.inner_optimizer = inner_optimizer
+        self.inner_batch, self.test_inner_batch = inner_batch, test_inner_batch
         del self.hparams["first_order"]
+        self.hparams.update(inner_optimizer=inner_optimizer, inner_batch=inner_batch,
+                            test_inner_batch=test_inner_batch)
+
+    def adapt(self, params: Params, support_x: Tensor, support_y: Tensor) -> Params:
+        r""":math:`\phi`: one task's weights after the inner optimizer's steps on its support
+        set, taken in mini-batches that hold every class in turn."""
+        steps = self.training_inner_steps if self.training else self.test_inner_steps
+        batch = self.inner_batch if self.training else self.test_inner_batch
+        if self.task == "classification":  # class-major support -> one of each class in turn
+            n_support = support_x.shape[0]
+            order = torch.arange(n_support, device=support_x.device)
+            order = order.view(self.n_way, n_support // self.n_way).T.reshape(-1)
+            support_x, support_y = support_x[order], support_y[order]
+        return inner_loop(self.network, params, support_x, support_y, steps,
+                          self.step_sizes(), first_order=True, loss_function=self.task_loss,
+                          optimizer=self.inner_optimizer, batch_size=batch)
+
+    def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
+                        support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        return functional_call(self.network, self.adapt(params, support_x, support_y),
+                               (query_x,))
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
-        """Set each parameter's ``.grad`` to :math:`\\theta - \\bar\\phi`; return the query loss
+        r"""Set each parameter's ``.grad`` to :math:`\theta - \bar\phi`; return the query loss
         and logits at the adapted weights (for monitoring only: Reptile does not train on them).
         """
         self._check(episode)
         self._use_channels_last(True)
         params = {name: value.detach() for name, value in self.network_params().items()}
-        step_sizes = self.step_sizes()
         moved = {name: torch.zeros_like(value) for name, value in params.items()}
         total, all_logits = torch.zeros(()), []
         with torch.no_grad():  # nothing here is differentiated: the update is theta - phi
             for t in range(episode.tasks):
-                phi = inner_loop(self.network, params, episode.support_x[t],
-                                 episode.support_y[t], self.inner_steps, step_sizes,
-                                 loss_function=self.task_loss)
+                phi = self.adapt(params, episode.support_x[t], episode.support_y[t])
                 for name in moved:
                     moved[name] += (params[name] - phi[name]) / episode.tasks
                 logits = functional_call(self.network, phi, (episode.query_x[t],))
