@@ -554,7 +554,11 @@ def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     rows: list[dict[str, Any]] = []
     embeddings = (embed_dataset(method, dataset, device)
                   if isinstance(method, MetricMethod) else None)
+    # a model with a head of n_way classes (MAML and its variants) scores n_way-way tasks only
+    head = getattr(method, "n_way", None)
     for n_way, k_shot in STANDARD_SETTINGS:
+        if head is not None and n_way != head:
+            continue
         result = evaluate(method, dataset, n_way, k_shot, args.query, args.episodes,
                           seed=args.seed, device=device, embeddings=embeddings,
                           progress=args.progress)

@@ -11,6 +11,17 @@ STANDARD_SETTINGS: tuple[tuple[int, int], ...] = ((5, 1), (5, 5), (20, 1), (20, 
 PAPER_RESULTS: dict = {
     # Snell, Swersky and Zemel (2017), Table 1, Euclidean distance, trained 60-way.
     "protonet": {(5, 1): 0.988, (5, 5): 0.997, (20, 1): 0.960, (20, 5): 0.989},
+    # Finn, Abbeel and Levine (2017), Table 1 (batch statistics at test time, as fslearn's MAML)
+    "maml": {(5, 1): 0.987, (5, 5): 0.999, (20, 1): 0.958, (20, 5): 0.989},
+    # first-order MAML as reported by Nichol, Achiam and Schulman (2018), Omniglot table
+    "fomaml": {(5, 1): 0.983, (5, 5): 0.992, (20, 1): 0.894, (20, 5): 0.979},
+    # Nichol, Achiam and Schulman (2018), Omniglot table, transductive (batch norm over the
+    # whole test batch, as fslearn's Reptile; non-transductive: 95.39 / 98.90 / 88.14 / 96.65)
+    "reptile": {(5, 1): 0.9768, (5, 5): 0.9948, (20, 1): 0.8943, (20, 5): 0.9712},
+    # Li, Zhou, Chen and Li (2017), Omniglot table
+    "metasgd": {(5, 1): 0.9953, (5, 5): 0.9993, (20, 1): 0.9593, (20, 5): 0.9897},
+    # Raghu, Raghu, Bengio and Vinyals (2020): Omniglot 20-way only
+    "anil": {(20, 1): 0.962, (20, 5): 0.980},
     # Finn, Abbeel and Levine (2017), appendix C, Table 2: sinusoid regression, mean squared
     # error after 1 / 5 / 10 gradient steps on K support points. method -> K -> steps -> MSE
     "sinusoid": {
@@ -22,5 +33,15 @@ PAPER_RESULTS: dict = {
         "Adaptation of Deep Networks, ICML, appendix C, Table 2",
         "protonet": "Snell, Swersky and Zemel (2017), Prototypical Networks for Few-shot "
         "Learning, NeurIPS, Table 1",
+        "maml": "Finn, Abbeel and Levine (2017), Model-Agnostic Meta-Learning for Fast "
+        "Adaptation of Deep Networks, ICML, Table 1",
+        "fomaml": "Nichol, Achiam and Schulman (2018), On First-Order Meta-Learning "
+        "Algorithms (first-order MAML, Omniglot)",
+        "reptile": "Nichol, Achiam and Schulman (2018), On First-Order Meta-Learning "
+        "Algorithms (Omniglot, transductive)",
+        "metasgd": "Li, Zhou, Chen and Li (2017), Meta-SGD: Learning to Learn Quickly for "
+        "Few-Shot Learning (Omniglot)",
+        "anil": "Raghu, Raghu, Bengio and Vinyals (2020), Rapid Learning or Feature Reuse? "
+        "Towards Understanding the Effectiveness of MAML, ICLR (Omniglot 20-way)",
     },
 }

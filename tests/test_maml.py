@@ -490,3 +490,20 @@ def test_reptile_test_time_adaptation_uses_its_own_steps_and_batch():
 def test_reptile_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Reptile(**kwargs)
+
+
+def test_report_scores_a_fixed_head_on_its_own_way_beside_the_paper(tmp_path, capsys):
+    """A 5-way MAML is reported on 5-way 1-shot and 5-shot only, each beside Finn et al."""
+    import json
+
+    from fslearn.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "maml", "--way", "5", "--shot", "1", "--query", "1", "--tasks", "2",
+                 "--episodes", "1", "--val-every", "0", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--episodes", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    settings = [(row["n_way"], row["k_shot"], row["paper_accuracy"]) for row in report["results"]]
+    assert settings == [(5, 1, 0.987), (5, 5, 0.999)]
+    assert report["paper"].startswith("Finn, Abbeel and Levine (2017)")
