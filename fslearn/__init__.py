@@ -3,7 +3,7 @@
 The pieces fit together like this::
 
     from fslearn.data import load_omniglot, EpisodeSampler
-    from fslearn.methods import PrototypicalNetwork
+    from fslearn.methods import PrototypicalNetwork, MAML, adapt
     from fslearn.training import TrainingConfig, train
     from fslearn.evaluation import evaluate
     from fslearn.prediction import predict     # classify your own images
@@ -14,21 +14,37 @@ __version__ = "0.1.0"
 from fslearn.checkpoints import load_checkpoint, save_checkpoint
 from fslearn.data import Episode, EpisodeSampler, FewShotDataset, load_image_folder, load_omniglot
 from fslearn.evaluation import EvaluationResult, confidence_interval95, evaluate
-from fslearn.methods import FewShotMethod, MetricMethod, PrototypicalNetwork
+from fslearn.methods import (
+    ANIL,
+    MAML,
+    FewShotMethod,
+    FirstOrderMAML,
+    MetaSGD,
+    MetricMethod,
+    PrototypicalNetwork,
+    Reptile,
+    adapt,
+)
 from fslearn.prediction import Prediction, predict
 from fslearn.training import TrainingConfig, train
 
 __all__ = [
+    "ANIL",
+    "MAML",
     "Episode",
     "EpisodeSampler",
     "EvaluationResult",
     "FewShotDataset",
     "FewShotMethod",
+    "FirstOrderMAML",
+    "MetaSGD",
     "MetricMethod",
     "Prediction",
     "PrototypicalNetwork",
+    "Reptile",
     "TrainingConfig",
     "__version__",
+    "adapt",
     "confidence_interval95",
     "evaluate",
     "load_checkpoint",

@@ -507,3 +507,87 @@ def test_report_scores_a_fixed_head_on_its_own_way_beside_the_paper(tmp_path, ca
     settings = [(row["n_way"], row["k_shot"], row["paper_accuracy"]) for row in report["results"]]
     assert settings == [(5, 1, 0.987), (5, 5, 0.999)]
     assert report["paper"].startswith("Finn, Abbeel and Levine (2017)")
+
+
+def _user_network() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+
+
+def test_adapt_any_module_matches_hand_written_steps_and_gives_the_meta_gradient():
+    """fslearn.adapt on a network the package never saw: the adapted weights equal two steps
+    written with torch.autograd.grad(create_graph=True), and back-propagating the query loss
+    gives the meta-gradient that central finite differences give."""
+    from fslearn import adapt
+
+    model = _user_network()
+    generator = torch.Generator().manual_seed(1)
+    sx = torch.rand(6, 1, 4, 4, generator=generator, dtype=torch.float64)
+    sy = torch.tensor([0, 0, 1, 1, 2, 2])
+    qx = torch.rand(6, 1, 4, 4, generator=generator, dtype=torch.float64)
+    qy = torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def query_loss_by_hand(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        fast = dict(params)
+        for _ in range(2):
+            loss = F.cross_entropy(functional_call(model, fast, (sx,)), sy)
+            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True)
+            fast = {name: value - 0.3 * g for (name, value), g in zip(fast.items(), grads,
+                                                                          strict=True)}
+        return F.cross_entropy(functional_call(model, fast, (qx,)), qy)
+
+    adapted = adapt(model, sx, sy, steps=2, lr=0.3)
+    assert set(adapted) == {name for name, _ in model.named_parameters()}
+    F.cross_entropy(functional_call(model, adapted, (qx,)), qy).backward()
+    params = dict(model.named_parameters())
+    expected = torch.autograd.grad(query_loss_by_hand(params), list(params.values()))
+    for (name, value), reference in zip(params.items(), expected, strict=True):
+        assert torch.allclose(value.grad, reference, rtol=1e-10, atol=1e-13), name
+    # finite differences along one random direction
+    direction = {name: torch.randn_like(value) for name, value in params.items()}
+    h = 1e-6
+    plus = {name: (value + h * direction[name]).detach().requires_grad_()
+            for name, value in params.items()}
+    minus = {name: (value - h * direction[name]).detach().requires_grad_()
+             for name, value in params.items()}
+    numeric = (query_loss_by_hand(plus) - query_loss_by_hand(minus)) / (2 * h)
+    analytic = sum((value.grad * direction[name]).sum() for name, value in params.items())
+    assert abs(float(numeric) - float(analytic)) <= 1e-6 * max(1.0, abs(float(analytic)))
+
+
+def test_adapt_only_the_head_leaves_the_body_as_it_is():
+    from fslearn import adapt
+
+    model = _user_network()
+    sx, sy = torch.rand(3, 1, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 2])
+    adapted = adapt(model, sx, sy, steps=3, lr=0.5, adapt_only=lambda name: name.startswith("3."))
+    assert adapted["1.weight"] is model[1].weight
+    assert not torch.equal(adapted["3.weight"], model[3].weight)
+
+
+@pytest.mark.parametrize("model, kwargs, message", [
+    (nn.ReLU(), {}, "ReLU has no trainable parameters, so there is nothing to adapt"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3)), {},
+     "1 is a batch norm layer that updates its running statistics"),
+    (_user_network(), {"adapt_only": lambda name: name.startswith("head")},
+     "adapt_only accepted none of the parameters"),
+    (_user_network(), {"steps": -1}, "steps must be a non-negative integer, got -1"),
+    (_user_network(), {"lr": 0.0}, "lr must be positive, got 0.0"),
+    (_user_network(), {"support_y": torch.tensor([0, 1])},
+     "support_x and support_y must hold the same number of examples"),
+])
+def test_adapt_bad_inputs(model, kwargs, message):
+    from fslearn import adapt
+
+    arguments = {"support_x": torch.rand(3, 1, 4, 4), "support_y": torch.tensor([0, 1, 2]),
+                 **kwargs}
+    with pytest.raises(ValueError, match=message):
+        adapt(model.float(), **arguments)
+
+
+def test_adapt_a_module_with_batch_norm_in_eval_mode():
+    from fslearn import adapt
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    adapted = adapt(model.eval(), torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 2]), steps=2)
+    assert not torch.equal(adapted["3.weight"], model[3].weight)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline
+from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.reptile import Reptile
@@ -19,6 +19,7 @@ __all__ = [
     "PretrainedBaseline",
     "PrototypicalNetwork",
     "Reptile",
+    "adapt",
     "build_method",
 ]
 

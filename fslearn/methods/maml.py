@@ -48,6 +48,7 @@ __all__ = [
     "FirstOrderMAML",
     "MetaSGD",
     "PretrainedBaseline",
+    "adapt",
     "inner_loop",
     "maml_network",
     "sinusoid_network",
@@ -151,6 +152,71 @@ def inner_loop(
         adapted = {name: value - step_sizes[name] * gradients[name]
                    for name, value in adapted.items()}
     return {**fixed, **adapted}
+
+
+def adapt(
+    model: nn.Module,
+    support_x: Tensor,
+    support_y: Tensor,
+    steps: int = 1,
+    lr: float = 0.4,
+    loss_function: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    first_order: bool = False,
+    adapt_only: Callable[[str], bool] | None = None,
+) -> Params:
+    """Adapt any ``nn.Module`` to one task: ``steps`` gradient steps of size ``lr`` on its
+    support set, leaving the module itself untouched. Predict with the adapted parameters through
+    :func:`torch.func.functional_call`; back-propagating a loss computed with them gives MAML's
+    meta-gradient in the module's ``.grad`` (first-order if ``first_order``)::
+
+        adapted = adapt(model, support_x, support_y, steps=5, lr=0.1)
+        query_loss = F.cross_entropy(functional_call(model, adapted, (query_x,)), query_y)
+        query_loss.backward()
+
+    Args:
+        model: the network; every parameter that requires a gradient is adapted, unless
+            ``adapt_only`` says otherwise.
+        support_x: ``[n_support, ...]`` inputs; support_y: ``[n_support]`` targets.
+        steps: inner gradient steps (0 returns the parameters unchanged).
+        lr: the inner step size.
+        loss_function: ``loss_function(model(support_x), support_y)``.
+        first_order: treat the inner gradients as constants (no second derivatives).
+        adapt_only: adapt only the parameters whose names it accepts, e.g.
+            ``lambda name: name.startswith("head.")`` (ANIL).
+
+    Returns:
+        Every parameter of ``model`` by name, the adapted ones replaced.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"adapt takes an nn.Module, got {type(model).__name__}")
+    params = {name: value for name, value in model.named_parameters() if value.requires_grad}
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters, so there is "
+                         f"nothing to adapt: pass the network whose weights should change.")
+    step_sizes: dict[str, Tensor | float] = {
+        name: float(lr) for name in params if adapt_only is None or adapt_only(name)}
+    if not step_sizes:
+        raise ValueError(f"adapt_only accepted none of the parameters of "
+                         f"{type(model).__name__} ({', '.join(list(params)[:4])}, ...): "
+                         f"nothing would be adapted.")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if support_x.shape[:1] != support_y.shape[:1] or support_x.dim() == 0:
+        raise ValueError(f"support_x and support_y must hold the same number of examples "
+                         f"along their first dimension; got shapes {tuple(support_x.shape)} "
+                         f"and {tuple(support_y.shape)}")
+    for name, module in model.named_modules():
+        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
+                and module.track_running_stats):
+            raise ValueError(
+                f"{name or type(model).__name__} is a batch norm layer that updates its running "
+                f"statistics in training mode, which the inner loop's gradient steps cannot do: "
+                f"call model.eval() to normalise with the stored statistics, or build the layer "
+                f"with track_running_stats=False to use each batch's statistics (as MAML does).")
+    return inner_loop(model, params, support_x, support_y, steps, step_sizes, first_order,
+                      loss_function)
 
 
 class MAML(FewShotMethod):
