@@ -236,6 +236,12 @@ def test_the_first_input_reaches_the_last_output_only_through_memory(model_class
         params = dict(model.named_parameters())
         (key_grad,) = torch.autograd.grad(model(inputs.detach())[:, -1].sum(), params["key.weight"])
         assert key_grad.abs().sum() > 0
+        # cut the read vectors out of the controller's input too: the memory (its contents, and
+        # the read weights and usage that steer the next writes) is then the only way back
+        with torch.no_grad():
+            model.controller.weight_ih[:, 6:] = 0.0
+        (grad,) = torch.autograd.grad(model(inputs)[:, -1].sum(), inputs)
+        assert grad[:, 0].abs().sum() > 1e-6, "no gradient through the memory's contents"
     else:
         assert not grad[:, :-1].any(), "the surgery left the LSTM a path across steps"
 
@@ -304,6 +310,9 @@ def test_labels_are_reassigned_every_episode():
     label_of_class_0 = (episode.classes == 0).long().argmax(1)
     assert set(label_of_class_0.tolist()) == set(range(5))
     assert all(sorted(row.tolist()) == list(range(5)) for row in episode.classes)
+    # and the drawings come in a shuffled order, not class after class
+    assert all(row.diff().ne(0).sum() > 1 for row in episode.labels)
+    assert set(episode.labels[:, 0].tolist()) == set(range(5))
 
 
 def test_presentation_counts():

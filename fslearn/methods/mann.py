@@ -139,7 +139,7 @@ def write_memory(memory: Tensor, write_weights: Tensor, keys: Tensor, prev_usage
     # Clearing makes room: without it a new key would be added on top of an old memory in the
     # slot that is about to be reused, and the two would blur together.
     keep = 1 - least_used(prev_usage, 1)
-    return memory + write_weights.transpose(1, 2) @ keys
+    return memory * keep.unsqueeze(2) + write_weights.transpose(1, 2) @ keys
 
 
 def update_usage(usage: Tensor, read_weights: Tensor, write_weights: Tensor, gamma: float
