@@ -6,6 +6,8 @@ The pieces fit together like this::
     from fslearn.methods import PrototypicalNetwork, MAML, adapt
     from fslearn.training import TrainingConfig, train
     from fslearn.evaluation import evaluate
+    from fslearn.data import SequenceTasks           # sequence episodes, for MANN and LSTM
+    from fslearn.evaluation import evaluate_sequences
     from fslearn.prediction import predict     # classify your own images
 """
 
@@ -13,12 +15,20 @@ __version__ = "0.1.0"
 
 from fslearn.checkpoints import load_checkpoint, save_checkpoint
 from fslearn.data import Episode, EpisodeSampler, FewShotDataset, load_image_folder, load_omniglot
-from fslearn.evaluation import EvaluationResult, confidence_interval95, evaluate
+from fslearn.evaluation import (
+    EvaluationResult,
+    SequenceResult,
+    confidence_interval95,
+    evaluate,
+    evaluate_sequences,
+)
 from fslearn.methods import (
     ANIL,
     MAML,
+    MANN,
     FewShotMethod,
     FirstOrderMAML,
+    LSTMBaseline,
     MetaSGD,
     MetricMethod,
     PrototypicalNetwork,
@@ -31,22 +41,26 @@ from fslearn.training import TrainingConfig, train
 __all__ = [
     "ANIL",
     "MAML",
+    "MANN",
     "Episode",
     "EpisodeSampler",
     "EvaluationResult",
     "FewShotDataset",
     "FewShotMethod",
     "FirstOrderMAML",
+    "LSTMBaseline",
     "MetaSGD",
     "MetricMethod",
     "Prediction",
     "PrototypicalNetwork",
     "Reptile",
+    "SequenceResult",
     "TrainingConfig",
     "__version__",
     "adapt",
     "confidence_interval95",
     "evaluate",
+    "evaluate_sequences",
     "load_checkpoint",
     "load_image_folder",
     "load_omniglot",

@@ -5,6 +5,10 @@ examples:
     fslearn evaluate protonet-omniglot --way 5 --shot 1 --episodes 1000 --json
     fslearn report protonet-omniglot --write
     fslearn checkpoints
+  memory-augmented networks, on sequence episodes (5-way, 10 drawings per class, batch 16):
+    fslearn train mann --episodes 100000 --threads 1
+    fslearn evaluate runs/mann-vinyals-5w10d-one_hot-seed0 --json
+    fslearn report runs/mann-vinyals-5w10d-one_hot-seed0
   your own images (one subfolder per class):
     fslearn train protonet --data my_train/ --val-data my_val/ --way 5 --shot 1 --query 5
     fslearn evaluate runs/my-run --data my_test/ --way 5 --shot 1 --query 5
@@ -42,14 +46,25 @@ from fslearn.data.download import DownloadError
 from fslearn.data.errors import DataError, one_line
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import PROTOCOLS, DataNotFoundError, load_omniglot
+from fslearn.data.sequences import LABEL_KINDS, SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import (
     MIN_REPORTED_EPISODES,
+    SHOT_EQUIVALENT_NOTE,
+    SequenceResult,
     embed_dataset,
     evaluate,
     evaluate_regression,
+    evaluate_sequences,
 )
-from fslearn.methods import MAML, METHODS, FewShotMethod, MetricMethod, build_method
+from fslearn.methods import (
+    MAML,
+    METHODS,
+    FewShotMethod,
+    MetricMethod,
+    SequenceMethod,
+    build_method,
+)
 from fslearn.methods.maml import ENGINES, INNER_OPTIMIZERS
 from fslearn.prediction import (
     ImagePreparation,
@@ -64,9 +79,24 @@ from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 __all__ = ["main"]
 
 OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, MAML))
+SEQUENCE_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, SequenceMethod))
 #: command-line options of the inner loop, passed to the method's constructor when given
 INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner_optimizer",
                  "inner_batch", "test_inner_batch")
+#: command-line options of the sequence models' sizes, passed to the constructor when given
+SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
+#: the shape of sequence episodes when the command line does not say: Santoro et al.'s
+SEQUENCE_DEFAULTS = {"way": 5, "per_class": 10, "tasks": 16, "image_size": 20}
+#: the figures a sequence model's test is summed up by: (k_shot, presentation) equivalents
+SHOT_EQUIVALENTS = ((1, 2), (5, 6))
+#: fewest test episodes for a by-presentation figure beside the paper's
+MIN_SEQUENCE_EPISODES = 1000
+
+
+def _is_sequence_method(name: object) -> bool:
+    """Whether the registered method ``name`` learns from sequence episodes."""
+    return isinstance(name, str) and issubclass(METHODS.get(name, FewShotMethod),
+                                                SequenceMethod)
 
 
 def _device(name: str) -> torch.device:
@@ -134,13 +164,16 @@ def _parser() -> argparse.ArgumentParser:
                       "per-user folder; downloaded there if missing)")
     _image_args(tr, training=True)
     episodes = tr.add_argument_group("training episodes")
-    episodes.add_argument("--way", type=int, default=defaults.n_way, help="classes per episode")
-    episodes.add_argument("--shot", type=int, default=defaults.k_shot,
-                          help="labelled support images per class")
-    episodes.add_argument("--query", type=int, default=defaults.n_query,
-                          help="query images per class")
-    episodes.add_argument("--tasks", type=int, default=defaults.tasks,
-                          help="tasks (episodes) per optimizer step")
+    episodes.add_argument("--way", type=int, default=None,
+                          help=f"classes per episode (default: {defaults.n_way}; "
+                          f"{', '.join(SEQUENCE_METHODS)}: {SEQUENCE_DEFAULTS['way']})")
+    episodes.add_argument("--shot", type=int, default=None,
+                          help=f"labelled support images per class (default: {defaults.k_shot})")
+    episodes.add_argument("--query", type=int, default=None,
+                          help=f"query images per class (default: {defaults.n_query})")
+    episodes.add_argument("--tasks", "--batch", type=int, default=None,
+                          help=f"tasks (episodes) per optimizer step (default: {defaults.tasks}; "
+                          f"{', '.join(SEQUENCE_METHODS)}: {SEQUENCE_DEFAULTS['tasks']})")
     episodes.add_argument("--episodes", type=int, default=defaults.episodes,
                           help="optimizer steps in the whole run")
     inner = tr.add_argument_group(
@@ -166,6 +199,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="run the tasks of a batch in a loop or vectorised with "
                        "torch.func.vmap (default: auto: vmap on CUDA and for --sinusoid, the "
                        "loop for images on a CPU)")
+    sequences = tr.add_argument_group(
+        f"memory-augmented networks ({', '.join(SEQUENCE_METHODS)}): sequence episodes of "
+        f"--way classes, --batch episodes per step")
+    sequences.add_argument("--per-class", "--drawings", type=int, default=None,
+                           help=f"drawings of each class per episode (default: "
+                           f"{SEQUENCE_DEFAULTS['per_class']})")
+    sequences.add_argument("--labels", default=None, metavar="{" + ",".join(LABEL_KINDS) + "}",
+                           help="one_hot: a one-hot label per class; string: 5-character "
+                           "strings over 5 symbols (Santoro et al.'s 15-way setting) (default: "
+                           "one_hot)")
+    sequences.add_argument("--controller-size", type=int, default=None,
+                           help="LSTM units of the controller (default: 200)")
+    sequences.add_argument("--memory-slots", type=int, default=None,
+                           help="mann: memory rows (default: 128)")
+    sequences.add_argument("--memory-width", type=int, default=None,
+                           help="mann: numbers per memory row (default: 40)")
+    sequences.add_argument("--read-heads", type=int, default=None,
+                           help="mann: read (and write) heads (default: 4)")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                        help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
@@ -184,8 +235,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="validate every this many episodes (0: never)")
     val.add_argument("--val-episodes", type=int, default=defaults.val_episodes,
                      help="validation episodes (the same ones every time)")
-    val.add_argument("--val-way", type=int, default=defaults.val_way,
-                     help="classes per validation episode")
+    val.add_argument("--val-way", type=int, default=None,
+                     help=f"classes per validation episode (default: {defaults.val_way}; "
+                     f"{', '.join(SEQUENCE_METHODS)}: --way)")
     val.add_argument("--val-shot", type=int, default=None,
                      help="support images per class in validation (default: --shot)")
     val.add_argument("--val-query", type=int, default=defaults.val_query,
@@ -196,7 +248,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=defaults.seed,
                      help="seed of the initial weights and of the episodes")
     run.add_argument("--out", type=Path, default=None,
-                     help="run folder (default: runs/<method>-<data>-<way>w<shot>s-seed<seed>)")
+                     help="run folder (default: runs/<method>-<data>-<way>w<shot>s-seed<seed>; "
+                     "sequence methods: runs/<method>-<data>-<way>w<per-class>d-<labels>-"
+                     "seed<seed>)")
     run.add_argument("--no-resume", action="store_true",
                      help="start over even if the run folder holds a resumable state (default: "
                      "resume)")
@@ -210,7 +264,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
     ev.add_argument("--way", type=int, default=None,
                     help="classes per test episode (no default: required, except for sinusoid "
-                    "models)")
+                    "and sequence models)")
+    ev.add_argument("--per-class", "--drawings", type=int, default=None,
+                    help=f"{', '.join(SEQUENCE_METHODS)}: drawings of each class per test "
+                    f"episode (default: the checkpoint's)")
     ev.add_argument("--shot", type=int, default=None,
                     help="support images per class, or support points for sinusoid models (no "
                     "default: required)")
@@ -226,7 +283,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="print one JSON object (default: a line of text)")
 
     rp = _command(commands, "report",
-                  "evaluate the four standard Omniglot settings beside the paper's figures")
+                  "evaluate the four standard Omniglot settings beside the paper's figures "
+                  "(sequence models: accuracy by presentation beside Santoro et al.'s table)")
     rp.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
     _episode_args(rp)
     rp.add_argument("--write", action="store_true",
@@ -261,9 +319,10 @@ def _image_args(sub: argparse.ArgumentParser, training: bool) -> None:
                                    "image preparation, for your own images (default: as the "
                                    "checkpoint's training images)")
     if training:
-        group.add_argument("--image-size", type=int, default=28,
-                           help="side of the square images, in pixels (images of any size are "
-                           "resized)")
+        group.add_argument("--image-size", type=int, default=None,
+                           help=f"side of the square images, in pixels (images of any size are "
+                           f"resized) (default: 28; {', '.join(SEQUENCE_METHODS)}: "
+                           f"{SEQUENCE_DEFAULTS['image_size']}, from images loaded at 28)")
         group.add_argument("--channels", type=int, choices=(1, 3), default=None,
                            help="1 (greyscale) or 3 (RGB) (default: 1 for Omniglot; for --data, "
                            "3 if any image is in colour, else 1)")
@@ -359,7 +418,8 @@ def _training_data(args: argparse.Namespace) -> tuple[
         "val_split": val_split, "image_size": args.image_size}
 
 
-def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
+def _method_hparams(args: argparse.Namespace,
+                    train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
                     config: TrainingConfig) -> dict[str, Any]:
     """The constructor arguments of the method, from the data and the command line."""
     accepted = inspect.signature(METHODS[args.method].__init__).parameters
@@ -373,6 +433,24 @@ def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
             if getattr(args, option) is not None:
                 hparams[option] = getattr(args, option)
         return hparams
+    if isinstance(train_data, SequenceTasks):
+        inputs, outputs = train_data.model_shape(args.way, args.labels)
+        hparams = {"input_features": inputs, "num_outputs": outputs}
+        # one-hot labels make a head of n_way outputs; strings have a fixed alphabet
+        if args.labels == "one_hot" and config.val_every and config.val_way != args.way:
+            raise ValueError(f"{args.method} with one-hot labels has a head of --way {args.way} "
+                             f"classes, so it validates on {args.way}-way episodes only: pass "
+                             f"--val-way {args.way}.")
+        for option in SEQUENCE_MODEL_OPTIONS:
+            value = getattr(args, option)
+            if value is not None and value < 1:
+                raise ValueError(f"--{option.replace('_', '-')} must be a positive integer, "
+                                 f"got {value}")
+        return {**hparams,
+                **_constructor_options(args, accepted, INNER_OPTIONS, OPTIMISATION_METHODS,
+                                       "optimisation-based methods"),
+                **_constructor_options(args, accepted, SEQUENCE_MODEL_OPTIONS,
+                                       SEQUENCE_METHODS, "sequence methods")}
     hparams = {"in_channels": train_data.image_shape[0]}
     if "n_way" in accepted:  # a classifier head of n_way outputs: episodes must match it
         hparams["n_way"] = args.way
@@ -382,25 +460,95 @@ def _method_hparams(args: argparse.Namespace, train_data: FewShotDataset,
                              f"{args.way}.")
     if "image_size" in accepted:
         hparams["image_size"] = train_data.image_shape[1]
-    for option in INNER_OPTIONS:
+    return {**hparams, **_constructor_options(args, accepted, INNER_OPTIONS, OPTIMISATION_METHODS,
+                                              "optimisation-based methods")}
+
+
+def _constructor_options(args: argparse.Namespace, accepted: Any, options: Sequence[str],
+                         family: Sequence[str], family_name: str) -> dict[str, Any]:
+    """The given command-line ``options`` as constructor arguments; an option the method does
+    not take is refused, naming the methods of ``family`` that do."""
+    hparams = {}
+    for option in options:
         value = getattr(args, option)
         if value is None:
             continue
         if option not in accepted:
-            owners = [name for name in OPTIMISATION_METHODS
+            owners = [name for name in family
                       if option in inspect.signature(METHODS[name].__init__).parameters]
-            kind = ("optimisation-based methods" if len(owners) > 1 else "method")
+            kind = family_name if len(owners) > 1 else "method"
             raise ValueError(f"--{option.replace('_', '-')} is an option of the {kind} "
                              f"({', '.join(owners)}), not of {args.method}: leave it out.")
         hparams[option] = value
     return hparams
 
 
+def _listed(flags: Sequence[str]) -> tuple[str, str, str]:
+    """``("--a, --b", "are options", "them")`` or the singular, for messages about flags."""
+    many = len(flags) > 1
+    return ", ".join(flags), "are options" if many else "is an option", "them" if many else "it"
+
+
+def _resolve_training_args(args: argparse.Namespace) -> int | None:
+    """Fill in the defaults that depend on the method, and refuse the options of other kinds of
+    episodes. Returns the side of the images a sequence model sees (None for other methods);
+    the images are then loaded at 28 pixels, the size Omniglot is cached at, and downsampled."""
+    defaults = TrainingConfig()
+    if not _is_sequence_method(args.method):
+        given = [f"--{name.replace('_', '-')}" for name in ("per_class", "labels",
+                                                            *SEQUENCE_MODEL_OPTIONS)
+                 if getattr(args, name) is not None]
+        if given:
+            flags, verb, pronoun = _listed(given)
+            raise ValueError(f"{flags} {verb} of the sequence methods "
+                             f"({', '.join(SEQUENCE_METHODS)}), not of {args.method}: leave "
+                             f"{pronoun} out.")
+        for name, value in (("way", defaults.n_way), ("shot", defaults.k_shot),
+                            ("query", defaults.n_query), ("tasks", defaults.tasks),
+                            ("val_way", defaults.val_way), ("image_size", 28)):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        return None
+    given = [flag for flag, value in (("--shot", args.shot), ("--query", args.query),
+                                      ("--val-shot", args.val_shot),
+                                      ("--sinusoid", args.sinusoid or None)) if value is not None]
+    if given:
+        flags, _, pronoun = _listed(given)
+        raise ValueError(f"{flags} shape{'s' * (len(given) == 1)} support/query episodes or "
+                         f"regression tasks, but {args.method} learns from sequence episodes of "
+                         f"--way classes x --per-class drawings: leave {pronoun} out.")
+    labels = (args.labels or "one_hot").replace("-", "_")
+    if labels not in LABEL_KINDS:
+        raise ValueError(f"--labels must be one of {', '.join(LABEL_KINDS)}, got "
+                         f"{args.labels!r}.")
+    args.labels = labels
+    for name in ("way", "per_class", "tasks"):
+        if getattr(args, name) is None:
+            setattr(args, name, SEQUENCE_DEFAULTS[name])
+    if args.val_way is None:
+        args.val_way = args.way
+    size = args.image_size or SEQUENCE_DEFAULTS["image_size"]
+    if size < 1:
+        raise ValueError(f"--image-size must be a positive integer, got {size}")
+    args.image_size = 28
+    # k_shot and n_query stay at their defaults: the config records them, sequences ignore them
+    args.shot, args.query = defaults.k_shot, defaults.n_query
+    return size
+
+
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _device(args.device)
+    sequence_size = _resolve_training_args(args)
     train_data, val_data, data_record = _training_data(args)
+    if sequence_size is not None:
+        assert isinstance(train_data, FewShotDataset)  # --sinusoid was refused
+        train_data = SequenceTasks(train_data, image_size=sequence_size)
+        # an impossible episode shape fails here, before the run is announced
+        train_data.sampler(args.way, args.per_class, args.tasks, labels=args.labels)
+        data_record["sequence"] = {key: value for key, value in asdict(train_data).items()
+                                   if key != "dataset"}
     config = TrainingConfig(
         n_way=1 if args.sinusoid else args.way, k_shot=args.shot, n_query=args.query,
         tasks=args.tasks, episodes=args.episodes, lr=args.lr, lr_step=args.lr_step,
@@ -409,23 +557,27 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         lr_schedule=args.lr_schedule, val_every=args.val_every if val_data else 0,
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
+        per_class=args.per_class, labels=args.labels or "one_hot",
     )
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
               else "sinusoid" if args.sinusoid else data_record["protocol"])
-    out = args.out or Path("runs") / (
-        f"{args.method}-{source}-{args.way}w{args.shot}s-seed{args.seed}")
+    shape = (f"{args.way}w{args.per_class}d-{args.labels}" if sequence_size is not None
+             else f"{args.way}w{args.shot}s")
+    out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}"
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, train_data, config))
-    classes = (f"{train_data.num_classes} classes" if isinstance(train_data, FewShotDataset)
-               else "generated tasks")
+    classes = (f"{train_data.num_classes} classes"
+               if isinstance(train_data, FewShotDataset | SequenceTasks) else "generated tasks")
+    episodes = (f"{config.n_way}-way sequences of {config.per_class} drawings per class "
+                f"({config.labels} labels, {config.tasks} per step)"
+                if sequence_size is not None else f"{config.n_way}-way {config.k_shot}-shot")
     record = {
         "command": shlex.join(["fslearn", *argv]),
         "data": data_record,
         "hardware": describe_hardware(device),
     }
-    print(f"Training {args.method} on {train_data.name} ({classes}), "
-          f"{config.n_way}-way {config.k_shot}-shot, {config.episodes} episodes, into {out}",
-          file=sys.stderr)
+    print(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
+          f"{config.episodes} episodes, into {out}", file=sys.stderr)
     try:
         result = train(method, train_data, config, out, val_data, resume=not args.no_resume,
                        device=device, progress=not args.no_progress, record=record)
@@ -465,10 +617,63 @@ def _load_for_eval(args: argparse.Namespace):
     return method, dataset, device
 
 
-def _check_episodes(episodes: int) -> None:
-    if episodes < MIN_REPORTED_EPISODES:
+def _check_episodes(episodes: int, minimum: int = MIN_REPORTED_EPISODES) -> None:
+    if episodes < minimum:
         print(f"Note: {episodes} episodes; published figures use at least "
-              f"{MIN_REPORTED_EPISODES}.", file=sys.stderr)
+              f"{minimum}.", file=sys.stderr)
+
+
+def _ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _evaluate_sequence_checkpoint(args: argparse.Namespace, record: dict[str, Any]
+                                  ) -> tuple[FewShotMethod, SequenceResult, torch.device]:
+    """A sequence model's accuracy by presentation on the checkpoint's kind of episodes (its
+    n_way, drawings per class, labels and image presentation), unless --way or --per-class
+    say otherwise."""
+    _check_episodes(args.episodes, MIN_SEQUENCE_EPISODES)
+    name = record.get("method")
+    misplaced = [flag for flag, value in (("--shot", getattr(args, "shot", None)),
+                                          ("--test-inner-steps",
+                                           getattr(args, "test_inner_steps", None)))
+                 if value is not None]
+    if misplaced:
+        flags, verb, pronoun = _listed(misplaced)
+        raise ValueError(f"{flags} {verb} of support/query episodes, but {name} is a sequence "
+                         f"model, tested on --way classes x --per-class drawings (default: the "
+                         f"checkpoint's): leave {pronoun} out.")
+    method, dataset, device = _load_for_eval(args)
+    config = record.get("config", {})
+    tasks = SequenceTasks(dataset, **record.get("data", {}).get("sequence", {}))
+    result = evaluate_sequences(
+        method, tasks, getattr(args, "way", None) or int(config.get("n_way", 5)),
+        args.per_class or int(config.get("per_class") or 10), config.get("labels", "one_hot"),
+        args.episodes, seed=args.seed, device=device, progress=args.progress)
+    return method, result, device
+
+
+def _shot_equivalents(result: SequenceResult) -> list[dict[str, Any]]:
+    """The presentations that stand in for the standard k-shot settings, where the episodes
+    are long enough."""
+    rows = []
+    for k_shot, presentation in SHOT_EQUIVALENTS:
+        if presentation <= result.per_class:
+            accuracy, ci95 = result.presentation(presentation)
+            rows.append({"n_way": result.n_way, "k_shot": k_shot, "presentation": presentation,
+                         "accuracy": accuracy, "ci95": ci95})
+    return rows
+
+
+def _print_shot_equivalents(rows: list[dict[str, Any]], width: int) -> None:
+    for row in rows:
+        setting = (f"{row['n_way']}-way {row['k_shot']}-shot "
+                   f"({_ordinal(row['presentation'])} presentation)")
+        print(f"{setting:<{width}}{100 * row['accuracy']:>8.2f} +/- {100 * row['ci95']:.2f}")
+    if rows:
+        print(f"Note: {SHOT_EQUIVALENT_NOTE}")
 
 
 def _evaluate_regression(args: argparse.Namespace) -> int:
@@ -490,10 +695,25 @@ def _evaluate_regression(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    record = read_checkpoint(args.checkpoint).metadata
+    if _is_sequence_method(record.get("method")):
+        _, result, _ = _evaluate_sequence_checkpoint(args, record)
+        equivalents = _shot_equivalents(result)
+        if args.json:
+            print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),
+                              **result.to_dict(), "shot_equivalents": equivalents,
+                              "note": SHOT_EQUIVALENT_NOTE}))
+        else:
+            print(result)
+            _print_shot_equivalents(equivalents, 36)
+        return 0
+    if args.per_class is not None:
+        raise ValueError(f"--per-class is for the sequence models ({', '.join(SEQUENCE_METHODS)}); "
+                         f"{record.get('method')} is tested on --way x --shot episodes.")
     _check_episodes(args.episodes)
     if args.shot is None:
         raise ValueError("--shot is required (support images per class, or support points).")
-    if read_checkpoint(args.checkpoint).metadata.get("data", {}).get("dataset") == "sinusoid":
+    if record.get("data", {}).get("dataset") == "sinusoid":
         return _evaluate_regression(args)
     if args.way is None:
         raise ValueError("--way is required: the number of classes per test episode.")
@@ -529,10 +749,65 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     return rows, PAPER_RESULTS["citations"]["sinusoid"], describe_hardware(device)
 
 
+def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path,
+                     record: dict[str, Any]) -> int:
+    """A sequence model's accuracy by presentation beside Santoro et al.'s Table 1 (5-way
+    one-hot episodes only), and as the 5-way 1-shot and 5-shot equivalents."""
+    args.per_class = None  # the checkpoint's episodes
+    method, result, device = _evaluate_sequence_checkpoint(args, record)
+    table = PAPER_RESULTS["sequences"]
+    comparable = result.labels == "one_hot"
+    paper = {name: figures.get(result.n_way, {}) if comparable else {}
+             for name, figures in table.items()}
+    rows = [{"presentation": k, "accuracy": accuracy, "ci95": ci95,
+             "paper_accuracy": paper.get(method.name, {}).get(k)}
+            for k, (accuracy, ci95) in enumerate(zip(result.by_presentation,
+                                                     result.by_presentation_ci95,
+                                                     strict=True), 1)]
+    equivalents = _shot_equivalents(result)
+    report = {
+        "checkpoint": folder.name,
+        "command": shlex.join(["fslearn", *argv]),
+        "paper": PAPER_RESULTS["citations"]["sequences"],
+        "hardware": describe_hardware(device),
+        "n_way": result.n_way, "per_class": result.per_class, "labels": result.labels,
+        "episodes": result.episodes, "seed": result.seed, "dataset": result.dataset,
+        "results": rows,
+        "paper_table": {name: {str(k): v for k, v in figures.items()}
+                        for name, figures in paper.items()},
+        "shot_equivalents": equivalents,
+        "note": SHOT_EQUIVALENT_NOTE,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        names = list(table)
+        print(f"{result.n_way}-way sequences, {result.per_class} drawings per class, "
+              f"{result.labels} labels, {result.episodes} episodes of {result.dataset}")
+        print(f"{'presentation':<14}{'fslearn ' + method.name:>22}"
+              + "".join(f"{'paper ' + name:>12}" for name in names))
+        for row in rows:
+            k = row["presentation"]
+            ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
+            theirs = "".join(f"{'' if k not in paper[n] else f'{100 * paper[n][k]:.1f}':>12}"
+                             for n in names)
+            print(f"{_ordinal(k):<14}{ours:>22}{theirs}")
+        _print_shot_equivalents(equivalents, 36)
+        print(f"Paper: {report['paper']}" + ("" if comparable else
+                                             " (one-hot labels only: not comparable)"))
+    if args.write:
+        write_json_atomically(folder / "results.json", report)
+        print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
+    return 0
+
+
 def _report(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    _check_episodes(args.episodes)
     folder = resolve_checkpoint(args.checkpoint)
-    if read_checkpoint(folder).metadata.get("data", {}).get("dataset") == "sinusoid":
+    record = read_checkpoint(folder).metadata
+    if _is_sequence_method(record.get("method")):
+        return _sequence_report(args, argv, folder, record)
+    _check_episodes(args.episodes)
+    if record.get("data", {}).get("dataset") == "sinusoid":
         rows, citation, hardware = _regression_report(args)
         report = {"checkpoint": folder.name, "command": shlex.join(["fslearn", *argv]),
                   "paper": citation, "hardware": hardware, "results": rows}
@@ -612,8 +887,10 @@ def _list(args: argparse.Namespace) -> int:
         results_file = folder / "results.json"
         results = (json.loads(results_file.read_text(encoding="utf-8"))["results"]
                    if results_file.is_file() else [])
-        keys = ("k_shot", "steps", "mse", "ci95") if record.get("data", {}).get(
-            "dataset") == "sinusoid" else ("n_way", "k_shot", "accuracy", "ci95")
+        keys = (("k_shot", "steps", "mse", "ci95")
+                if record.get("data", {}).get("dataset") == "sinusoid"
+                else ("presentation", "accuracy", "ci95") if _is_sequence_method(record["method"])
+                else ("n_way", "k_shot", "accuracy", "ci95"))
         listing.append({"name": name, "method": record["method"], "path": str(folder),
                         "data": record.get("data"), "command": record.get("command"),
                         "results": [{k: r[k] for k in keys} for r in results]})
@@ -628,6 +905,13 @@ def _list(args: argparse.Namespace) -> int:
             figures = ", ".join(f"K={r['k_shot']} {r['steps']} step{'s' * (r['steps'] != 1)} "
                                 f"MSE {r['mse']:.3f}" for r in item["results"])
             print(f"{item['name']}: {item['method']} on sinusoid regression {figures}")
+            continue
+        if _is_sequence_method(item["method"]):
+            figures = ", ".join(f"{_ordinal(r['presentation'])} {100 * r['accuracy']:.2f}%"
+                                for r in item["results"] if r["presentation"] in (1, 2, 5, 10))
+            print(f"{item['name']}: {item['method']} on {data.get('dataset')} "
+                  f"({data.get('protocol', data.get('train_data'))}) sequences, by "
+                  f"presentation: {figures}")
             continue
         figures = ", ".join(f"{r['n_way']}w{r['k_shot']}s {100 * r['accuracy']:.2f}%"
                             for r in item["results"])

@@ -34,6 +34,7 @@ from fslearn.data.folder import (
     load_image_folder,
 )
 from fslearn.methods.base import FewShotMethod, MetricMethod
+from fslearn.methods.mann import SequenceMethod
 
 __all__ = [
     "ImagePreparation",
@@ -190,6 +191,10 @@ def predict(
     else:
         method, record = load_checkpoint(checkpoint, device)
         name = str(checkpoint)
+    if isinstance(method, SequenceMethod):
+        raise ValueError(f"{name} is a sequence model ({method.name}): it learns a class from "
+                         f"labels given one step late, not from a support set, so it cannot "
+                         f"classify with --support; evaluate it with fslearn evaluate.")
     prepared = image_preparation(method, record)
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")

@@ -28,7 +28,16 @@ PAPER_RESULTS: dict = {
         "maml": {5: {1: 0.67, 5: 0.38, 10: 0.35}},
         "pretrained": {5: {1: 2.41, 5: 2.23, 10: 2.19}},
     },
+    # Santoro, Bartunov, Botvinick, Wierstra and Lillicrap (2016), Table 1: Omniglot sequence
+    # episodes, 5-way, one-hot labels, accuracy on the 1st, 2nd, 3rd, 4th, 5th and 10th
+    # presentation of a class. method -> n_way -> presentation -> accuracy
+    "sequences": {
+        "mann": {5: {1: 0.364, 2: 0.828, 3: 0.910, 4: 0.926, 5: 0.949, 10: 0.981}},
+        "lstm": {5: {1: 0.244, 2: 0.495, 3: 0.553, 4: 0.610, 5: 0.636, 10: 0.625}},
+    },
     "citations": {
+        "sequences": "Santoro, Bartunov, Botvinick, Wierstra and Lillicrap (2016), Meta-Learning "
+        "with Memory-Augmented Neural Networks, ICML, Table 1 (Omniglot, 5-way, one-hot labels)",
         "sinusoid": "Finn, Abbeel and Levine (2017), Model-Agnostic Meta-Learning for Fast "
         "Adaptation of Deep Networks, ICML, appendix C, Table 2",
         "protonet": "Snell, Swersky and Zemel (2017), Prototypical Networks for Few-shot "

@@ -1,7 +1,13 @@
 """One episodic training loop for every method.
 
-Each step draws episode ``i`` from an :class:`~fslearn.data.EpisodeSampler`, computes the method's
-loss on its queries and takes an optimizer step. Every ``checkpoint_every`` episodes the full
+Each step draws episode ``i`` from a sampler, computes the method's loss on it and takes an
+optimizer step. The sampler comes from the training data: an
+:class:`~fslearn.data.EpisodeSampler` over a dataset's classes (support and query sets), a task
+distribution's own sampler (sinusoid regression), or a
+:class:`~fslearn.data.sequences.SequenceSampler` of sequence episodes
+(:class:`~fslearn.data.sequences.SequenceTasks`, for memory-augmented networks); the method
+scores its own outputs (:meth:`~fslearn.methods.FewShotMethod.correct`), and validation uses the
+evaluation that fits the episodes. Every ``checkpoint_every`` episodes the full
 training state (weights, optimizer, random number generator, history) is saved to
 ``out_dir/last``; every ``val_every`` episodes the method is evaluated on validation episodes and
 the best one so far is saved to ``out_dir/best``.
@@ -27,9 +33,11 @@ from tqdm.auto import tqdm
 from fslearn.checkpoints import METADATA_FILE, read_checkpoint, save_checkpoint
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import EpisodeSampler
-from fslearn.data.sinusoid import SinusoidRegression
-from fslearn.evaluation import evaluate
+from fslearn.data.sequences import LABEL_KINDS, SequenceSampler, SequenceTasks
+from fslearn.data.sinusoid import SinusoidRegression, SinusoidSampler
+from fslearn.evaluation import EvaluationResult, SequenceResult, evaluate, evaluate_sequences
 from fslearn.methods.base import FewShotMethod
+from fslearn.methods.mann import SequenceMethod
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig", "TrainingResult", "learning_rate",
            "train"]
@@ -43,7 +51,12 @@ class TrainingConfig:
     """Hyper-parameters of an episodic training run (defaults: Snell et al.'s Omniglot setup).
 
     Attributes:
-        n_way, k_shot, n_query, tasks: shape of the training episodes.
+        n_way, k_shot, n_query, tasks: shape of the training episodes (``tasks``: episodes per
+            optimizer step; for sequence episodes, the batch, 16 in Santoro et al.).
+        per_class: sequence episodes only (training data a
+            :class:`~fslearn.data.sequences.SequenceTasks`): drawings of each class per episode;
+            None for support/query episodes (``k_shot`` and ``n_query`` are then unused).
+        labels: sequence episodes only: ``"one_hot"`` or ``"string"`` labels.
         episodes: total number of training episodes (optimizer steps).
         lr: initial learning rate; with ``lr_schedule="step"`` multiplied by ``lr_gamma`` every
             ``lr_step`` episodes, with ``"linear"`` annealed linearly to 0 at the last episode
@@ -53,6 +66,7 @@ class TrainingConfig:
         val_every: validate every this many episodes (0: never; the last state is the best).
         val_episodes, val_way, val_shot, val_query: the validation episodes (``val_shot=None``
             means ``k_shot``); the same episodes every time, so validations are comparable.
+            Sequence episodes validate with ``val_way`` classes of ``per_class`` drawings.
         checkpoint_every: save the resumable state every this many episodes.
         seed: initial weights (set by the caller), training and validation episodes.
     """
@@ -75,6 +89,8 @@ class TrainingConfig:
     val_query: int = 15
     checkpoint_every: int = 500
     seed: int = 0
+    per_class: int | None = None
+    labels: str = "one_hot"
 
     def __post_init__(self) -> None:
         positive = ("n_way", "k_shot", "n_query", "tasks", "episodes", "lr_step",
@@ -90,6 +106,16 @@ class TrainingConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"TrainingConfig.lr_schedule must be one of "
                              f"{', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.per_class is not None and (not isinstance(self.per_class, int)
+                                           or self.per_class < 1):
+            raise ValueError(f"TrainingConfig.per_class must be a positive integer or None, got "
+                             f"{self.per_class!r}")
+        if self.labels not in LABEL_KINDS:
+            raise ValueError(f"TrainingConfig.labels must be one of {', '.join(LABEL_KINDS)}, "
+                             f"got {self.labels!r}")
+        if self.labels != "one_hot" and self.per_class is None:
+            raise ValueError(f"TrainingConfig.labels={self.labels!r} is for sequence episodes: "
+                             f"set per_class too.")
         if self.val_every < 0:
             raise ValueError(f"TrainingConfig.val_every must be >= 0, got {self.val_every}")
         if not self.lr > 0 or not 0 < self.lr_gamma <= 1:
@@ -156,10 +182,10 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, record: 
 
 def train(
     method: FewShotMethod,
-    train_data: FewShotDataset | SinusoidRegression,
+    train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
     config: TrainingConfig,
     out_dir: str | Path,
-    val_data: FewShotDataset | None = None,
+    val_data: FewShotDataset | SequenceTasks | None = None,
     *,
     resume: bool = True,
     device: torch.device | str | None = None,
@@ -174,11 +200,15 @@ def train(
             reproducible run).
         train_data: training classes, or a task distribution with a ``sampler(k_shot, n_query,
             tasks, seed)`` method such as :class:`~fslearn.data.sinusoid.SinusoidRegression`
-            (regression: no accuracy is logged, and no validation yet).
+            (regression: no accuracy is logged, and no validation yet), or classes as sequence
+            episodes, :class:`~fslearn.data.sequences.SequenceTasks` (needs
+            ``config.per_class``).
         config: the run's hyper-parameters.
         out_dir: where ``last/`` (resumable state) and ``best/`` (best validation) go.
         val_data: validation classes; without them (or with ``val_every=0``) ``best`` is the
-            final state.
+            final state. For sequence episodes they are presented as the training classes are
+            (unless given as :class:`~fslearn.data.sequences.SequenceTasks` themselves), and the
+            best state is the one with the best accuracy over all steps.
         resume: continue from ``out_dir/last`` if it exists (its config must match, except
             ``episodes``, which may grow).
         device: ``"cpu"``, ``"cuda"``...; default: CUDA when available.
@@ -194,21 +224,19 @@ def train(
             f"{type(method).__name__} has no trainable parameters, so there is nothing to "
             f"train: evaluate it directly (fslearn.evaluate, or build it and call evaluate)."
         )
+    if isinstance(method, SequenceMethod) != isinstance(train_data, SequenceTasks):
+        raise ValueError(
+            f"{type(method).__name__} learns from sequence episodes, so it trains on "
+            f"SequenceTasks, not on {type(train_data).__name__}." if isinstance(
+                method, SequenceMethod) else
+            f"{type(method).__name__} does not read sequence episodes; train it on the classes "
+            f"themselves, not on SequenceTasks.")
     optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     optimizer = optimizer_class(method.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
     validate = val_data is not None and config.val_every > 0
-    if isinstance(train_data, FewShotDataset):
-        sampler = EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
-                                 tasks=config.tasks, seed=config.seed)
-    else:
-        sampler = train_data.sampler(config.k_shot, config.n_query, config.tasks, config.seed)
-    if validate and not isinstance(val_data, FewShotDataset):
-        raise ValueError("Validation needs a FewShotDataset of classes; regression runs train "
-                         "for a fixed number of episodes (val_every=0).")
-    if validate:  # fail now, not after the first thousand episodes
-        EpisodeSampler(val_data, config.val_way, config.val_shot or config.k_shot,
-                       config.val_query)
+    sampler = _training_sampler(train_data, config)
+    validation = _validation(method, train_data, val_data, config, device) if validate else None
     progress_state: dict[str, Any] = {"episode": 0, "best_val_accuracy": None,
                                       "best_episode": None, "history": [],
                                       "training_seconds": 0.0}
@@ -254,9 +282,10 @@ def train(
                     f"learning rate (now {learning_rate(config, index):g})."
                 )
             window_loss += loss_value
-            if not episode.query_y.is_floating_point():  # classification
-                window_correct += float((logits.argmax(-1) == episode.query_y).sum())
-                window_total += episode.query_y.numel()
+            counts = method.correct(logits, episode)
+            if counts is not None:  # nothing to count in regression
+                window_correct += counts[0]
+                window_total += counts[1]
             done = index + 1
             progress_state["episode"] = done
             bar.update(1)
@@ -274,10 +303,8 @@ def train(
                 "train_accuracy": window_correct / window_total if window_total else None,
             }
             window_loss = window_correct = window_total = 0.0
-            if is_val:
-                result = evaluate(method, val_data, config.val_way,
-                                  config.val_shot or config.k_shot, config.val_query,
-                                  config.val_episodes, seed=config.seed, device=device)
+            if validation is not None and is_val:
+                result = validation(method)
                 method.train()
                 entry.update(val_accuracy=result.accuracy, val_ci95=result.ci95)
                 best = progress_state["best_val_accuracy"]
@@ -304,6 +331,61 @@ def train(
         history=progress_state["history"],
         training_seconds=progress_state["training_seconds"],
     )
+
+
+def _training_sampler(train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
+                      config: TrainingConfig
+                      ) -> EpisodeSampler | SinusoidSampler | SequenceSampler:
+    """The sampler of training episodes: episode ``i`` is a pure function of ``(seed, i)``."""
+    if isinstance(train_data, SequenceTasks):
+        if config.per_class is None:
+            raise ValueError("Sequence episodes need TrainingConfig.per_class, the drawings of "
+                             "each class per episode (10 in Santoro et al.).")
+        return train_data.sampler(config.n_way, config.per_class, config.tasks, config.seed,
+                                  config.labels)
+    if config.per_class is not None:
+        raise ValueError(f"TrainingConfig.per_class shapes sequence episodes, but "
+                         f"{train_data.name} gives {type(train_data).__name__} episodes: wrap "
+                         f"the classes in SequenceTasks, or leave per_class None.")
+    if isinstance(train_data, FewShotDataset):
+        return EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
+                              tasks=config.tasks, seed=config.seed)
+    return train_data.sampler(config.k_shot, config.n_query, config.tasks, config.seed)
+
+
+def _validation(method: FewShotMethod,
+                train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
+                val_data: FewShotDataset | SequenceTasks | None, config: TrainingConfig,
+                device: torch.device
+                ) -> Callable[[FewShotMethod], EvaluationResult | SequenceResult]:
+    """The validation of this run, as a function of the method: the same episodes every time.
+    Impossible validation episodes fail here, not after the first thousand training episodes."""
+    if isinstance(train_data, SequenceTasks) and config.per_class is not None:
+        tasks = (val_data if isinstance(val_data, SequenceTasks)
+                 else train_data.with_dataset(val_data) if isinstance(val_data, FewShotDataset)
+                 else None)
+        if tasks is None:
+            raise ValueError("Validation of sequence episodes needs a FewShotDataset of classes "
+                             "(or SequenceTasks).")
+        per_class, labels = config.per_class, config.labels
+        tasks.sampler(config.val_way, per_class, 1, labels=labels)
+        shape = tasks.model_shape(config.val_way, labels)
+        built = (method.hparams.get("input_features"), method.hparams.get("num_outputs"))
+        if built != shape:
+            raise ValueError(f"{method.name} was built for {built[0]} input features and "
+                             f"{built[1]} outputs, but the {config.val_way}-way validation "
+                             f"episodes need {shape[0]} and {shape[1]}: validate on episodes "
+                             f"of the training shape (val_way={config.n_way}).")
+        return lambda method: evaluate_sequences(
+            method, tasks, config.val_way, per_class, labels, config.val_episodes,
+            seed=config.seed, device=device)
+    if not isinstance(val_data, FewShotDataset):
+        raise ValueError("Validation needs a FewShotDataset of classes; regression runs train "
+                         "for a fixed number of episodes (val_every=0).")
+    classes, k_shot = val_data, config.val_shot or config.k_shot
+    EpisodeSampler(classes, config.val_way, k_shot, config.val_query)
+    return lambda method: evaluate(method, classes, config.val_way, k_shot, config.val_query,
+                                   config.val_episodes, seed=config.seed, device=device)
 
 
 def _last_logged(progress_state: dict[str, Any]) -> int:

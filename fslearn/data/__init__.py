@@ -5,6 +5,7 @@ from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.errors import DataError
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import DataNotFoundError, load_omniglot
+from fslearn.data.sequences import SequenceEpisode, SequenceSampler, SequenceTasks
 
 __all__ = [
     "DataError",
@@ -13,6 +14,9 @@ __all__ = [
     "EpisodeIndices",
     "EpisodeSampler",
     "FewShotDataset",
+    "SequenceEpisode",
+    "SequenceSampler",
+    "SequenceTasks",
     "load_image_folder",
     "load_omniglot",
 ]

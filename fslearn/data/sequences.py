@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ __all__ = [
     "LABEL_KINDS",
     "SequenceEpisode",
     "SequenceSampler",
+    "SequenceTasks",
     "augment_images",
     "offset_label_inputs",
     "presentation_counts",
@@ -370,3 +371,64 @@ class SequenceSampler:
         while True:
             yield self.episode(index)
             index += 1
+
+
+@dataclass(frozen=True)
+class SequenceTasks:
+    """Sequence episodes over the classes of a dataset: what :func:`fslearn.training.train` and
+    :func:`fslearn.evaluation.evaluate_sequences` take for memory-augmented networks, as they take
+    a :class:`~fslearn.data.sinusoid.SinusoidRegression` for regression.
+
+    It holds how the images are presented (size, augmentation, normalisation) and the string
+    alphabet; the episode's shape (``n_way``, ``per_class``, episodes per batch, label kind)
+    comes from the caller, the training run's :class:`~fslearn.training.TrainingConfig`, so that
+    a resumed run checks it with the rest of the config. The arguments are those of
+    :class:`SequenceSampler`.
+
+    >>> tasks = SequenceTasks(load_omniglot("train"))                 # doctest: +SKIP
+    >>> batch = tasks.sampler(n_way=5, per_class=10, batch=16).episode(0)  # doctest: +SKIP
+    """
+
+    dataset: FewShotDataset
+    image_size: int = 20
+    augment: bool = True
+    max_rotation: float = 15.0
+    max_shift: float = 2.0
+    normalize: bool = True
+    string_length: int = 5
+    symbols: int = 5
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes
+
+    def sampler(self, n_way: int = 5, per_class: int = 10, batch: int = 16, seed: int = 0,
+                labels: str = "one_hot", augment: bool | None = None) -> SequenceSampler:
+        """Batches of ``batch`` episodes of ``n_way`` classes x ``per_class`` drawings;
+        ``augment=None`` keeps this object's choice (evaluation passes False).
+
+        Raises:
+            ValueError: as :class:`SequenceSampler`, for a request the classes cannot meet.
+        """
+        return SequenceSampler(
+            self.dataset, n_way=n_way, per_class=per_class, batch=batch, seed=seed,
+            labels=labels, image_size=self.image_size,
+            augment=self.augment if augment is None else augment,
+            max_rotation=self.max_rotation, max_shift=self.max_shift, normalize=self.normalize,
+            string_length=self.string_length, symbols=self.symbols)
+
+    def with_dataset(self, dataset: FewShotDataset) -> SequenceTasks:
+        """The same presentation of other classes (the validation or test split)."""
+        return replace(self, dataset=dataset)
+
+    def model_shape(self, n_way: int, labels: str = "one_hot") -> tuple[int, int]:
+        """``(input_features, num_outputs)`` a model needs for these episodes: the flattened
+        image plus the label code per step in, one logit per label code entry out."""
+        if labels not in LABEL_KINDS:
+            raise ValueError(f"labels must be one of {LABEL_KINDS}, got {labels!r}")
+        outputs = n_way if labels == "one_hot" else self.string_length * self.symbols
+        return self.dataset.image_shape[0] * self.image_size**2 + outputs, outputs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
+from fslearn.methods.mann import MANN, LSTMBaseline, SequenceMethod
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.reptile import Reptile
@@ -11,14 +12,17 @@ from fslearn.methods.reptile import Reptile
 __all__ = [
     "ANIL",
     "MAML",
+    "MANN",
     "METHODS",
     "FewShotMethod",
     "FirstOrderMAML",
+    "LSTMBaseline",
     "MetaSGD",
     "MetricMethod",
     "PretrainedBaseline",
     "PrototypicalNetwork",
     "Reptile",
+    "SequenceMethod",
     "adapt",
     "build_method",
 ]
@@ -33,6 +37,8 @@ METHODS: dict[str, type[FewShotMethod]] = {
     ANIL.name: ANIL,
     Reptile.name: Reptile,
     PretrainedBaseline.name: PretrainedBaseline,
+    MANN.name: MANN,
+    LSTMBaseline.name: LSTMBaseline,
 }
 
 

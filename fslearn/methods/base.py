@@ -39,6 +39,14 @@ class FewShotMethod(nn.Module, ABC):
         logits = self(episode)
         return F.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten()), logits
 
+    def correct(self, logits: Tensor, episode: Episode) -> tuple[int, int] | None:
+        """``(right answers, answers)`` among ``logits`` (from :meth:`loss`) on ``episode``, for
+        the training loop's running accuracy; None where there is nothing to count (regression).
+        Methods whose outputs are scored otherwise (sequence models) override it."""
+        if episode.query_y.is_floating_point():
+            return None
+        return int((logits.argmax(-1) == episode.query_y).sum()), episode.query_y.numel()
+
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """Accumulate the gradient of :meth:`loss` into the parameters' ``.grad``; return the
         loss and the logits, detached. The training loop calls this, then the optimizer.

@@ -47,12 +47,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fslearn.data.sequences import SequenceEpisode
+from fslearn.methods.base import FewShotMethod
 
 __all__ = [
     "MANN",
     "LSTMBaseline",
     "MANNState",
     "MemoryTrace",
+    "SequenceMethod",
     "accuracy_by_presentation",
     "cosine_read",
     "cosine_similarity",
@@ -211,13 +213,32 @@ def accuracy_by_presentation(logits: Tensor, episode: SequenceEpisode, presentat
     return hits / counts  # 0 / 0 = NaN where the presentation never happens
 
 
-class _SequenceModel(nn.Module):
-    """What both models share: ``inputs [batch, time, features] -> logits``, and the loss."""
+class SequenceMethod(FewShotMethod):
+    """What both models share: a :class:`FewShotMethod` that reads sequence episodes.
 
-    def loss(self, episode: SequenceEpisode) -> tuple[Tensor, Tensor]:
+    ``forward`` takes a :class:`SequenceEpisode` (what the training loop and
+    :func:`fslearn.evaluation.evaluate_sequences` pass) or its ``inputs`` tensor
+    ``[batch, time, features]`` directly, and gives ``logits [batch, time, num_outputs]``.
+    """
+
+    @staticmethod
+    def _inputs(episode: SequenceEpisode | Tensor) -> Tensor:
+        """``[batch, time, features]`` from an episode or from the tensor itself."""
+        return episode.inputs if isinstance(episode, SequenceEpisode) else episode
+
+    def loss(self, episode: SequenceEpisode) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """``(scalar loss, logits [batch, time, outputs])`` on a batch of sequence episodes."""
         logits = self(episode.inputs)
         return sequence_loss(logits, episode), logits
+
+    def correct(self, logits: Tensor, episode: SequenceEpisode  # type: ignore[override]
+                ) -> tuple[int, int]:
+        """``(right answers, steps)`` over every step of every episode (a string label is right
+        only if every character is)."""
+        hits = predictions(logits, episode) == episode.targets
+        if hits.dim() == 3:
+            hits = hits.all(2)
+        return int(hits.sum()), hits.numel()
 
 
 # --- the models ---------------------------------------------------------------------------------
@@ -262,7 +283,7 @@ class MemoryTrace:
     memory: Tensor
 
 
-class MANN(_SequenceModel):
+class MANN(SequenceMethod):
     """LSTM controller + external memory with LRUA writes (see the module docstring).
 
     Args:
@@ -274,6 +295,8 @@ class MANN(_SequenceModel):
         read_heads: read heads, and write heads (4 in the paper).
         gamma: usage decay per step.
     """
+
+    name = "mann"
 
     def __init__(
         self,
@@ -342,13 +365,15 @@ class MANN(_SequenceModel):
         return logits, MANNState(h, c, memory, usage, read_weights, read_vectors), \
             write_weights, gate
 
-    def forward(self, inputs: Tensor, trace: bool = False
-                ) -> Tensor | tuple[Tensor, MemoryTrace]:
-        """``inputs: [batch, time, input_features]`` -> ``logits: [batch, time, num_outputs]``.
+    def forward(self, inputs: SequenceEpisode | Tensor,  # type: ignore[override]
+                trace: bool = False) -> Tensor | tuple[Tensor, MemoryTrace]:
+        """``inputs: [batch, time, input_features]`` (or a :class:`SequenceEpisode`) ->
+        ``logits: [batch, time, num_outputs]``.
 
         With ``trace=True``, also the per-step read and write weights, usage and write gates
         (a :class:`MemoryTrace`).
         """
+        inputs = self._inputs(inputs)
         state = self.initial_state(inputs.shape[0], inputs)
         logits, reads, writes, usages, gates = [], [], [], [], []
         for t in range(inputs.shape[1]):
@@ -371,12 +396,14 @@ class MANN(_SequenceModel):
         )
 
 
-class LSTMBaseline(_SequenceModel):
+class LSTMBaseline(SequenceMethod):
     """The same LSTM controller with no external memory: ``logits_t = W_o h_t + b_o``.
 
     Args:
         input_features, num_outputs, controller_size: as for :class:`MANN`.
     """
+
+    name = "lstm"
 
     def __init__(self, input_features: int = 405, num_outputs: int = 5,
                  controller_size: int = 200) -> None:
@@ -386,7 +413,8 @@ class LSTMBaseline(_SequenceModel):
         self.controller = nn.LSTM(input_features, controller_size, batch_first=True)
         self.output = nn.Linear(controller_size, num_outputs)
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        """``inputs: [batch, time, input_features]`` -> ``logits: [batch, time, num_outputs]``."""
-        hidden, _ = self.controller(inputs)
+    def forward(self, inputs: SequenceEpisode | Tensor) -> Tensor:  # type: ignore[override]
+        """``inputs: [batch, time, input_features]`` (or a :class:`SequenceEpisode`) ->
+        ``logits: [batch, time, num_outputs]``."""
+        hidden, _ = self.controller(self._inputs(inputs))
         return self.output(hidden)
