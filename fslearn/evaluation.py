@@ -21,8 +21,7 @@ from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.sequences import SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.mann import SequenceMethod
-from fslearn.methods.mann import predictions as sequence_predictions
+from fslearn.methods.mann import SequenceMethod, correct_steps
 
 __all__ = [
     "SHOT_EQUIVALENT_NOTE",
@@ -440,9 +439,7 @@ def evaluate_sequences(
         for batch in tqdm(range(math.ceil(episodes / sampler.batch)), disable=not progress,
                           desc="sequences", leave=False):
             episode = sampler.episode(batch).to(device)
-            hits = sequence_predictions(method(episode), episode) == episode.targets
-            if hits.dim() == 3:  # a string is right only if every character is
-                hits = hits.all(2)
+            hits = correct_steps(method(episode), episode)
             # each presentation of each class happens once per episode, so every cell of
             # [episode, presentation] averages exactly n_way steps
             which = episode.presentation - 1

@@ -224,13 +224,12 @@ def train(
             f"{type(method).__name__} has no trainable parameters, so there is nothing to "
             f"train: evaluate it directly (fslearn.evaluate, or build it and call evaluate)."
         )
-    if isinstance(method, SequenceMethod) != isinstance(train_data, SequenceTasks):
-        raise ValueError(
-            f"{type(method).__name__} learns from sequence episodes, so it trains on "
-            f"SequenceTasks, not on {type(train_data).__name__}." if isinstance(
-                method, SequenceMethod) else
-            f"{type(method).__name__} does not read sequence episodes; train it on the classes "
-            f"themselves, not on SequenceTasks.")
+    if isinstance(method, SequenceMethod) and not isinstance(train_data, SequenceTasks):
+        raise ValueError(f"{type(method).__name__} learns from sequence episodes, so it trains "
+                         f"on SequenceTasks, not on {type(train_data).__name__}.")
+    if isinstance(train_data, SequenceTasks) and not isinstance(method, SequenceMethod):
+        raise ValueError(f"{type(method).__name__} does not read sequence episodes; train it on "
+                         f"the classes themselves, not on SequenceTasks.")
     optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     optimizer = optimizer_class(method.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
@@ -376,15 +375,15 @@ def _validation(method: FewShotMethod,
                              f"{built[1]} outputs, but the {config.val_way}-way validation "
                              f"episodes need {shape[0]} and {shape[1]}: validate on episodes "
                              f"of the training shape (val_way={config.n_way}).")
-        return lambda method: evaluate_sequences(
-            method, tasks, config.val_way, per_class, labels, config.val_episodes,
+        return lambda model: evaluate_sequences(
+            model, tasks, config.val_way, per_class, labels, config.val_episodes,
             seed=config.seed, device=device)
     if not isinstance(val_data, FewShotDataset):
         raise ValueError("Validation needs a FewShotDataset of classes; regression runs train "
                          "for a fixed number of episodes (val_every=0).")
     classes, k_shot = val_data, config.val_shot or config.k_shot
     EpisodeSampler(classes, config.val_way, k_shot, config.val_query)
-    return lambda method: evaluate(method, classes, config.val_way, k_shot, config.val_query,
+    return lambda model: evaluate(model, classes, config.val_way, k_shot, config.val_query,
                                    config.val_episodes, seed=config.seed, device=device)
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "MemoryTrace",
     "SequenceMethod",
     "accuracy_by_presentation",
+    "correct_steps",
     "cosine_read",
     "cosine_similarity",
     "least_used",
@@ -188,6 +189,13 @@ def predictions(logits: Tensor, episode: SequenceEpisode) -> Tensor:
     return _per_character(logits, episode).argmax(3)
 
 
+def correct_steps(logits: Tensor, episode: SequenceEpisode) -> Tensor:
+    """``[batch, time]`` bool: whether each step's prediction is right (a string label only if
+    every character is)."""
+    hits = predictions(logits, episode) == episode.targets
+    return hits.all(2) if hits.dim() == 3 else hits
+
+
 def accuracy_by_presentation(logits: Tensor, episode: SequenceEpisode, presentations: int = 10
                              ) -> Tensor:
     """Accuracy on the 1st, 2nd, ... presentation of a class, the paper's score.
@@ -202,9 +210,7 @@ def accuracy_by_presentation(logits: Tensor, episode: SequenceEpisode, presentat
         class for the ``(k+1)``-th time; NaN where no step does (``per_class <= k``). A string
         label is right only if every character is.
     """
-    correct = predictions(logits, episode) == episode.targets
-    if correct.dim() == 3:
-        correct = correct.all(2)
+    correct = correct_steps(logits, episode)
     which = episode.presentation.flatten() - 1
     keep = which < presentations
     hits = torch.zeros(presentations, device=logits.device).index_add_(
@@ -235,9 +241,7 @@ class SequenceMethod(FewShotMethod):
                 ) -> tuple[int, int]:
         """``(right answers, steps)`` over every step of every episode (a string label is right
         only if every character is)."""
-        hits = predictions(logits, episode) == episode.targets
-        if hits.dim() == 3:
-            hits = hits.all(2)
+        hits = correct_steps(logits, episode)
         return int(hits.sum()), hits.numel()
 
 
