@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import run_child, write_results  # benchmarks/_common.py, beside this script
 
 from fslearn._system import describe_hardware
 
@@ -122,22 +121,16 @@ def main() -> None:
             for engine in args.engines.split(","):
                 command = [sys.executable, __file__, *common, "--one-engine", engine,
                            "--one-steps", steps, "--one-order", order]
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode != 0:
-                    last = (done.stderr.strip().splitlines() or ["?"])[-1]
-                    row = {"engine": engine, "inner_steps": int(steps), "order": order,
-                           "error": last}
-                    print(f"{engine:<8}{steps:>6}{order:>8}  failed: {last}")
+                row, error = run_child(command, {"engine": engine, "inner_steps": int(steps),
+                                                 "order": order})
+                if error:
+                    print(f"{engine:<8}{steps:>6}{order:>8}  failed: {error}")
                 else:
-                    row = json.loads(done.stdout.strip().splitlines()[-1])
                     print(f"{engine:<8}{steps:>6}{order:>8}{row['tasks_per_second']:>10.2f}"
                           f"{row['peak_memory_gib']:>10.2f}")
                 rows.append(row)
     if args.json:
-        args.json.write_text(json.dumps({
-            "command": shlex.join(["python", "benchmarks/maml.py", *sys.argv[1:]]),
-            "device": device, "torch": torch.__version__, "results": rows}, indent=2) + "\n")
-
+        write_results(args.json, "benchmarks/maml.py", device, rows)
 
 if __name__ == "__main__":
     main()

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import run_child, write_results  # benchmarks/_common.py, beside this script
 
 from fslearn._system import describe_hardware
 
@@ -105,23 +104,16 @@ def main() -> None:
         for threads in args.threads.split(","):
             command = [sys.executable, __file__, *common, "--one-model", model,
                        "--one-threads", threads]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["?"])[-1]
-                row: dict[str, object] = {"model": model, "threads": int(threads),
-                                          "error": last}
-                print(f"{model:<6}{threads:>8}  failed: {last}")
+            row, error = run_child(command, {"model": model, "threads": int(threads)})
+            if error:
+                print(f"{model:<6}{threads:>8}  failed: {error}")
             else:
-                row = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"{model:<6}{threads:>8}{row['ms_per_step']:>10.1f}"
                       f"{row['steps_per_second']:>9.2f}{row['steps_per_hour']:>9}"
                       f"{row['sampler_ms_per_batch']:>12.1f}")
             rows.append(row)
     if args.json:
-        args.json.write_text(json.dumps({
-            "command": shlex.join(["python", "benchmarks/mann.py", *sys.argv[1:]]),
-            "device": device, "torch": torch.__version__, "results": rows}, indent=2) + "\n")
-
+        write_results(args.json, "benchmarks/mann.py", device, rows)
 
 if __name__ == "__main__":
     main()

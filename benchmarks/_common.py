@@ -1,0 +1,36 @@
+"""What the benchmark scripts share: one configuration per child process, and the JSON file.
+
+Each configuration runs in a fresh process because ``torch.set_num_threads`` is per process and
+a thread pool, once started, does not shrink cleanly; a child prints its figures as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+
+def run_child(command: list[str], what: dict[str, object]) -> tuple[dict[str, object], str | None]:
+    """Run one configuration's child process.
+
+    Returns its JSON row and ``None``, or (when it failed) ``what`` with an ``error`` entry and
+    the last line of its stderr, for the caller to print.
+    """
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {**what, "error": last}, last
+    return json.loads(done.stdout.strip().splitlines()[-1]), None
+
+
+def write_results(path: Path, script: str, device: str, rows: list[dict[str, object]]) -> None:
+    """Write the figures with the command that made them (as run from the repository root),
+    the device and the torch version."""
+    path.write_text(json.dumps({
+        "command": shlex.join(["python", script, *sys.argv[1:]]),
+        "device": device, "torch": torch.__version__, "results": rows}, indent=2) + "\n")
