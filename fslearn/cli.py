@@ -782,14 +782,15 @@ def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path
         print(json.dumps(report))
     else:
         names = list(table)
+        width = max(len(f"paper {name}") for name in names) + 2
         print(f"{result.n_way}-way sequences, {result.per_class} drawings per class, "
               f"{result.labels} labels, {result.episodes} episodes of {result.dataset}")
         print(f"{'presentation':<14}{'fslearn ' + method.name:>22}"
-              + "".join(f"{'paper ' + name:>12}" for name in names))
+              + "".join(f"{'paper ' + name:>{width}}" for name in names))
         for row in rows:
             k = row["presentation"]
             ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
-            theirs = "".join(f"{'' if k not in paper[n] else f'{100 * paper[n][k]:.1f}':>12}"
+            theirs = "".join(f"{'' if k not in paper[n] else f'{100 * paper[n][k]:.1f}':>{width}}"
                              for n in names)
             print(f"{_ordinal(k):<14}{ours:>22}{theirs}")
         _print_shot_equivalents(equivalents, 36)

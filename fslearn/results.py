@@ -34,6 +34,9 @@ PAPER_RESULTS: dict = {
     "sequences": {
         "mann": {5: {1: 0.364, 2: 0.828, 3: 0.910, 4: 0.926, 5: 0.949, 10: 0.981}},
         "lstm": {5: {1: 0.244, 2: 0.495, 3: 0.553, 4: 0.610, 5: 0.636, 10: 0.625}},
+        # the paper's human participants and its feedforward network, for reference
+        "human": {5: {1: 0.345, 2: 0.573, 3: 0.701, 4: 0.718, 5: 0.814, 10: 0.924}},
+        "feedforward": {5: {1: 0.244, 2: 0.196, 3: 0.211, 4: 0.199, 5: 0.228, 10: 0.195}},
     },
     "citations": {
         "sequences": "Santoro, Bartunov, Botvinick, Wierstra and Lillicrap (2016), Meta-Learning "

@@ -167,6 +167,8 @@ def test_paper_table_is_santoro_et_al_table_1():
     table = PAPER_RESULTS["sequences"]
     assert table["mann"][5] == {1: 0.364, 2: 0.828, 3: 0.910, 4: 0.926, 5: 0.949, 10: 0.981}
     assert table["lstm"][5] == {1: 0.244, 2: 0.495, 3: 0.553, 4: 0.610, 5: 0.636, 10: 0.625}
+    assert table["human"][5] == {1: 0.345, 2: 0.573, 3: 0.701, 4: 0.718, 5: 0.814, 10: 0.924}
+    assert table["feedforward"][5][10] == 0.195
     assert PAPER_RESULTS["citations"]["sequences"].startswith("Santoro")
 
 
@@ -203,6 +205,7 @@ def test_command_line_train_evaluate_report(mann_run, tmp_path, capsys):
     assert main(["report", str(copy), "--episodes", "6", "--write"]) == 0
     out = capsys.readouterr().out
     assert "paper mann" in out and "98.1" in out and "5-way 5-shot (6th presentation)" in out
+    assert "paper human" in out and "92.4" in out
     report = json.loads((copy / "results.json").read_text())
     assert [r["paper_accuracy"] for r in report["results"]] == [
         0.364, 0.828, 0.910, 0.926, 0.949, None, None, None, None, 0.981]
@@ -266,3 +269,45 @@ def test_bad_evaluation_requests_are_one_line_errors(mann_run, capsys):
     assert main(["evaluate", "protonet-omniglot", "--way", "5", "--shot", "1",
                  "--per-class", "3"]) == 2
     assert "--per-class is for the sequence models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["mann-omniglot", "lstm-omniglot"])
+def test_shipped_sequence_checkpoints_record_and_reproduce_their_figures(name):
+    """The shipped MANN and LSTM say how they were made (the paper's 5-way one-hot episodes of 10
+    drawings, batches of 16), hold their test figures by presentation over 1000 episodes beside
+    Santoro et al.'s and their training history, and reproduce them: the first episodes of the
+    same test stream, re-evaluated, agree with the stored means within a margin that float
+    rounding never reaches and a wrong model or protocol exceeds (an untrained or label-blind
+    model is at chance, 20%, after the first presentation; the trained ones are far above)."""
+    from fslearn.checkpoints import shipped_checkpoints
+    from fslearn.data import load_omniglot
+
+    method_name = name.split("-")[0]
+    folder = shipped_checkpoints()[name]
+    method, record = load_checkpoint(folder)
+    assert method.name == method_name
+    assert record["command"].startswith(f"fslearn train {method_name} --way 5 --per-class 10 "
+                                        f"--batch 16")
+    config = record["config"]
+    assert (config["n_way"], config["per_class"], config["tasks"], config["labels"]) == (
+        5, 10, 16, "one_hot")
+    assert record["data"]["sequence"]["image_size"] == 20
+    assert {"seed", "hardware", "training_seconds", "device", "episode"} <= set(record)
+    history = json.loads((folder / "history.json").read_text())
+    assert history and history[-1]["episode"] >= record["episode"]
+    assert any(h.get("val_accuracy") is not None for h in history)
+
+    stored = json.loads((folder / "results.json").read_text())
+    assert (stored["episodes"], stored["n_way"], stored["per_class"], stored["labels"]) == (
+        1000, 5, 10, "one_hot")
+    paper = PAPER_RESULTS["sequences"][method_name][5]
+    assert [r["paper_accuracy"] for r in stored["results"]] == [paper.get(k) for k in range(1, 11)]
+    assert [(r["k_shot"], r["presentation"]) for r in stored["shot_equivalents"]] == [
+        (1, 2), (5, 6)]
+    accuracy = [r["accuracy"] for r in stored["results"]]
+    assert accuracy[9] > 0.5  # trained: well above chance by the 10th presentation
+
+    again = evaluate_sequences(method, SequenceTasks(load_omniglot("test", protocol="vinyals")),
+                               episodes=100, seed=0)
+    for k in (2, 6, 10):
+        assert abs(again.by_presentation[k - 1] - accuracy[k - 1]) < 0.06, k
