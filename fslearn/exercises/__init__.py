@@ -19,6 +19,9 @@ Exercises:
 * :func:`check_maml_inner_step`: ``inner_step(params, loss_fn, alpha, first_order)``,
   ``first_order_meta_gradient(params, adapted, query_loss)`` and
   ``reptile_update(theta, phis, epsilon)`` (exercise 3).
+* :func:`check_lrua`: ``update_usage(usage, read_weights, write_weights, gamma)``,
+  ``least_used(usage, n)`` and ``lrua_write_weights(gate, prev_read_weights, prev_least_used)``
+  (exercise 4), each checked on its own: ``check_lrua(least_used=least_used)``.
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
 """
@@ -33,6 +36,7 @@ from fslearn.exercises.checker import (
     show,
 )
 from fslearn.exercises.confidence_interval import check_confidence_interval
+from fslearn.exercises.lrua import check_lrua
 from fslearn.exercises.maml import check_maml_inner_step
 from fslearn.exercises.prototypes import check_prototypes
 
@@ -44,6 +48,7 @@ __all__ = [
     "Mistake",
     "check_confidence_interval",
     "check_functions",
+    "check_lrua",
     "check_maml_inner_step",
     "check_prototypes",
     "show",

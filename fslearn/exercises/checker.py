@@ -105,6 +105,10 @@ class FunctionSpec:
             value: exercise 3 compares the adapted parameters *and* the meta-gradient that
             flows back through the student's inner step. It receives fresh copies of the
             arguments (dicts of tensors included), so the in-place check still sees them.
+        output_check: what the comparison cannot see, such as the dtype (the values are compared
+            as float64): ``output_check(raw)`` gets the raw output of each case once the values
+            are right on every case and returns ``(key, hint)`` for a problem, or None. Exercise
+            4 requires a float tensor, which the model's later arithmetic needs.
     """
 
     name: str
@@ -118,6 +122,7 @@ class FunctionSpec:
     rtol: float = 1e-4
     atol: float = 1e-6
     call: Callable[[Callable[..., Any], tuple[Any, ...]], Any] | None = None
+    output_check: Callable[[Any], tuple[str, str] | None] | None = None
 
     def run(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """``function`` on ``args``, through :attr:`call` when it is set."""
@@ -273,6 +278,7 @@ def check_function(spec: FunctionSpec, student: Any) -> FunctionVerdict:
                                 f"{_article(type(student).__name__)}: run the cell that defines "
                                 f"it, then this check again.")
     total = len(spec.cases)
+    raws: list[Any] = []
     outputs: list[Tensor] = []
     first_failure: int | None = None
     for index, case in enumerate(spec.cases):
@@ -298,9 +304,17 @@ def check_function(spec: FunctionSpec, student: Any) -> FunctionVerdict:
         except _BadOutput as bad:
             return verdict("wrong", _header(spec, index, "returned the wrong kind of value")
                            + "\n" + _hint(str(bad)), ("returned_none",) if raw is None else ())
+        raws.append(raw)
         outputs.append(got)
         if first_failure is None and not _close(got, _reference_output(spec, case), spec):
             first_failure = index
+    if first_failure is None and spec.output_check is not None:
+        for index, raw in enumerate(raws):
+            problem = spec.output_check(raw)
+            if problem is not None:
+                key, text = problem
+                return verdict("wrong", _header(spec, index, "returned the wrong kind of value")
+                               + "\n" + _hint(text), (key,))
     if first_failure is None:
         return verdict("passed", f"Correct: `{spec.name}` agrees with the reference on all "
                                  f"{total} test cases.")
