@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
 import torch
 from conftest import make_dataset
 
-from fslearn.data import Episode, EpisodeSampler
+from fslearn.data import Episode, EpisodeSampler, SequenceSampler
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import evaluate
 from fslearn.methods import METHODS, build_method
 from fslearn.methods.maml import MAML, PretrainedBaseline
+from fslearn.methods.mann import MANN, LSTMBaseline, correct_steps, least_used
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 
 pytest.importorskip("matplotlib")
@@ -391,3 +393,224 @@ def test_pixel_nn_on_identical_copies_is_perfect():
     same = type(dataset)(images, dataset.labels, dataset.class_names, "copies")
     result = evaluate(PixelNearestNeighbour(), same, n_way=5, k_shot=1, n_query=3, episodes=10)
     assert result.accuracy == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# The memory of a memory-augmented network
+
+
+def _axes(figure, gid: str):
+    found = [ax for ax in figure.axes if ax.get_gid() == gid]
+    assert len(found) == 1, f"expected one axes with gid {gid!r}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def mann_and_episodes(omniglot_val):
+    """The paper's MANN (untrained) and a batch of three real 5-way sequence episodes."""
+    torch.manual_seed(0)
+    model = MANN()
+    sampler = SequenceSampler(omniglot_val, n_way=5, per_class=10, batch=3, seed=4)
+    return model, sampler, sampler.episode(0)
+
+
+def test_memory_trace_is_the_models_trace_of_one_episode(mann_and_episodes):
+    model, _, episode = mann_and_episodes
+    model.train()
+    trace = widgets.memory_trace(model, episode, 2)
+    assert model.training  # the mode is restored
+    with torch.no_grad():
+        logits, full = model(episode, trace=True)
+    assert trace.time == 50 and trace.heads == 4 and trace.slots == 128 and trace.index == 2
+    for name in ("read_weights", "write_weights", "usage", "write_gate"):
+        torch.testing.assert_close(getattr(trace, name), getattr(full, name)[2])
+    torch.testing.assert_close(trace.logits, logits[2])
+    assert torch.equal(trace.correct, correct_steps(logits, episode)[2])
+    assert torch.equal(trace.labels, episode.labels[2])
+    assert torch.equal(trace.presentation, episode.presentation[2])
+    assert torch.equal(trace.images, episode.inputs[2, :, :400].reshape(50, 1, 20, 20))
+    torch.testing.assert_close(trace.probabilities, logits[2].softmax(1))
+    assert torch.equal(trace.predicted, logits[2].argmax(1))
+    # before step 1 the usage is one-hot at slot 0: the 4 least-used slots are 1..4, 1 cleared
+    assert trace.least_used[0].nonzero().flatten().tolist() == [1, 2, 3, 4]
+    assert int(trace.cleared[0]) == 1
+    for t in (1, 20, 49):
+        assert torch.equal(trace.least_used[t], least_used(trace.usage[t - 1 : t], 4)[0].bool())
+        assert int(trace.cleared[t]) == int(trace.usage[t - 1].argmin())
+        # and they are where LRUA wrote: w^w_t = g w^r_{t-1} + (1 - g) w^lu_{t-1}
+        gate = trace.write_gate[t].unsqueeze(1)
+        torch.testing.assert_close(trace.write_weights[t], gate * trace.read_weights[t - 1]
+                                   + (1 - gate) * trace.least_used[t].float())
+    assert trace.previous_label(1) is None
+    assert trace.previous_label(2) == int(episode.labels[2, 0])
+
+
+def test_memory_trace_of_string_labels_scores_the_episode_strings():
+    episode = SequenceSampler(make_dataset([4] * 16), n_way=15, per_class=2, batch=2,
+                              labels="string", image_size=4).episode(0)
+    torch.manual_seed(1)
+    model = MANN(episode.features, episode.num_outputs, controller_size=8, memory_slots=10,
+                 memory_width=4, read_heads=2)
+    trace = widgets.memory_trace(model, episode, 1)
+    per_char = trace.logits.unflatten(1, (5, 5)).softmax(2)  # [time, 5 characters, 5 symbols]
+    strings = episode.strings[1]  # [15, 5]
+    for t in (0, 17):
+        for n in (0, 9):
+            expected = per_char[t, torch.arange(5), strings[n]].prod()
+            torch.testing.assert_close(trace.probabilities[t, n], expected)
+    assert trace.probabilities.shape == (30, 15) and trace.images.shape == (30, 1, 4, 4)
+    assert torch.equal(trace.predicted[trace.correct], trace.labels[trace.correct])
+    assert ((trace.predicted >= -1) & (trace.predicted < 15)).all()
+
+
+def test_plot_memory_heat_maps_and_strip_are_the_trace(mann_and_episodes):
+    model, _, episode = mann_and_episodes
+    trace = widgets.memory_trace(model, episode, 1)
+    figure = widgets.plot_memory(trace, slots=[7, 0, 30])
+    gids = [ax.get_gid() for ax in figure.axes if ax.get_gid()]
+    assert gids == ["labels", "gate", "write", "read", "usage"]
+    assert len(figure.axes) == 8  # and one colour bar per heat map
+    expected = {"write": trace.write_weights.sum(1), "read": trace.read_weights.sum(1),
+                "usage": trace.usage}
+    for gid, values in expected.items():
+        ax = _axes(figure, gid)
+        shown = torch.as_tensor(ax.images[0].get_array().data)
+        assert shown.shape == (3, 50)
+        torch.testing.assert_close(shown, values[:, [7, 0, 30]].T)
+        assert [tick.get_text() for tick in ax.get_yticklabels()] == ["7", "0", "30"]
+    assert "summed over the heads" in _axes(figure, "write").get_title()
+    gate = _axes(figure, "gate")
+    assert [line.get_gid() for line in gate.lines] == [f"head {h}" for h in (1, 2, 3, 4)]
+    torch.testing.assert_close(torch.as_tensor(gate.lines[2].get_ydata()),
+                               trace.write_gate[:, 2])
+    strip = _axes(figure, "labels")
+    steps = torch.arange(1, 51, dtype=torch.float64)
+    right = torch.as_tensor(_collection(strip, "right").get_offsets().data)[:, 0]
+    wrong = torch.as_tensor(_collection(strip, "wrong").get_offsets().data)[:, 0]
+    assert torch.equal(right, steps[trace.correct])
+    assert torch.equal(wrong, steps[~trace.correct])
+    assert _collection(strip, "labels").get_offsets().shape == (50, 2)
+    assert f"{100 * trace.correct.float().mean():.0f}% right" in strip.get_title()
+    # from the model and the episode: the same picture
+    again = widgets.plot_memory(model, episode, 1, slots=[7, 0, 30])
+    assert (_axes(again, "write").images[0].get_array()
+            == _axes(figure, "write").images[0].get_array()).all()
+
+
+def test_plot_memory_draws_by_default_the_slots_written(mann_and_episodes):
+    model, _, episode = mann_and_episodes
+    trace = widgets.memory_trace(model, episode, 0)
+    writes = torch.zeros_like(trace.write_weights)
+    writes[3, 1, 9] = 0.7
+    writes[10, 0, 2] = 0.05
+    writes[10, 2, 2] = 0.06  # 0.11 summed over the heads: noticeable
+    writes[20, 3, 50] = 0.09  # below the threshold
+    sparse = dataclasses.replace(trace, write_weights=writes)
+    figure = widgets.plot_memory(sparse)
+    assert _axes(figure, "write").images[0].get_array().shape == (2, 50)
+    assert [t.get_text() for t in _axes(figure, "usage").get_yticklabels()] == ["2", "9"]
+    assert "the 2 slots written with weight ≥ 0.1, of 128" in figure._suptitle.get_text()
+    # too many slots written (an untrained model writes them all): the busiest max_slots
+    figure = widgets.plot_memory(trace, max_slots=20)
+    assert _axes(figure, "read").images[0].get_array().shape == (20, 50)
+    busy = trace.write_weights.sum((0, 1)) + trace.read_weights.sum((0, 1))
+    assert _axes(figure, "write").get_yticklabels()[0].get_text() == str(
+        min(busy.topk(20).indices.tolist()))
+
+
+def test_plot_memory_step_shows_one_step(mann_and_episodes):
+    model, _, episode = mann_and_episodes
+    trace = widgets.memory_trace(model, episode, 0)
+    slots = list(range(0, 128, 2))
+    figure = widgets.plot_memory_step(trace, 12, slots=slots)
+    assert {ax.get_gid() for ax in figure.axes} == {"image", "probabilities", "write", "read",
+                                                    "usage"}
+    image = _axes(figure, "image")
+    assert torch.equal(torch.as_tensor(image.images[0].get_array().data), trace.images[11, 0])
+    assert f"label fed in: {int(trace.labels[10])}" in image.get_xlabel()
+    heights = [bar.get_height() for bar in _axes(figure, "probabilities").patches]
+    torch.testing.assert_close(torch.tensor(heights).float(), trace.probabilities[11])
+    for gid, values in [("write", trace.write_weights.sum(1)), ("read", trace.read_weights.sum(1)),
+                        ("usage", trace.usage)]:
+        heights = [bar.get_height() for bar in _axes(figure, gid).patches]
+        torch.testing.assert_close(torch.tensor(heights).float(), values[11, slots])
+    marks = _collection(_axes(figure, "write"), "least_used").get_offsets()[:, 0]
+    expected = [slots.index(s) for s in trace.least_used[11].nonzero().flatten().tolist()
+                if s in slots]
+    assert sorted(marks.tolist()) == expected
+    first = widgets.plot_memory_step(trace, 1)
+    assert "label fed in: none" in _axes(first, "image").get_xlabel()
+    # by default every slot written with noticeable weight: an untrained MANN writes them all
+    assert len(_axes(first, "usage").patches) == 128
+
+
+def test_memory_explorer_steps_through_an_episode(mann_and_episodes):
+    model, sampler, episode = mann_and_episodes
+    explorer = widgets.memory_explorer(model, episode, step=1, index=0)
+    assert set(explorer.controls) == {"step", "index"}
+    assert explorer.controls["step"].max == 50 and explorer.controls["index"].max == 2
+    first = bytes(explorer.image.value)
+    assert first.startswith(PNG_MAGIC)
+    explorer.controls["step"].value = 30  # the observer redraws
+    assert bytes(explorer.image.value) != first
+    figure = explorer.update()
+    trace = widgets.memory_trace(model, episode, 0)
+    assert torch.equal(torch.as_tensor(_axes(figure, "image").images[0].get_array().data),
+                       trace.images[29, 0])
+    before = bytes(explorer.image.value)
+    explorer.controls["index"].value = 2
+    assert bytes(explorer.image.value) != before
+    assert explorer.message.value == ""
+    assert repr(explorer) == "MemoryExplorer(step=30, index=2)"
+    # from a sampler: episode k is episode k % batch of batch k // batch, and a seed box
+    explorer = widgets.memory_explorer(model, sampler, step=5, index=4, max_index=9)
+    assert set(explorer.controls) == {"step", "index", "seed"}
+    figure = explorer.update()
+    trace = widgets.memory_trace(model, sampler.episode(1), 1)
+    torch.testing.assert_close(
+        torch.tensor([bar.get_height() for bar in _axes(figure, "probabilities").patches]).float(),
+        trace.probabilities[4])
+    before = bytes(explorer.image.value)
+    explorer.controls["seed"].value = 5
+    assert bytes(explorer.image.value) != before
+    assert repr(explorer) == "MemoryExplorer(step=5, index=4, seed=5)"
+
+
+def test_memory_pictures_reject_bad_arguments(mann_and_episodes):
+    model, sampler, episode = mann_and_episodes
+    trace = widgets.memory_trace(model, episode, 0)
+    with pytest.raises(TypeError, match="LSTMBaseline has no external memory"):
+        widgets.memory_trace(LSTMBaseline(), episode)
+    for source in (episode, sampler):
+        with pytest.raises(TypeError, match="memory_explorer draws the external memory of a MANN"):
+            widgets.memory_explorer(LSTMBaseline(), source)
+    with pytest.raises(TypeError, match="needs a SequenceEpisode"):
+        widgets.plot_memory(model, episode.inputs)
+    small = SequenceSampler(make_dataset([4] * 8), n_way=4, per_class=2, image_size=10
+                            ).episode(0)
+    with pytest.raises(ValueError, match=r"104 input features.*built for 405"):
+        widgets.memory_trace(model, small)
+    with pytest.raises(ValueError, match=r"index must be in 0\.\.2, got 3"):
+        widgets.memory_trace(model, episode, 3)
+    with pytest.raises(ValueError, match=r"step must be in 1\.\.50, got 51"):
+        widgets.plot_memory_step(trace, 51)
+    with pytest.raises(ValueError, match=r"step must be in 1\.\.50, got 0"):
+        widgets.plot_memory_step(trace, 0)
+    with pytest.raises(TypeError, match="make one with memory_trace"):
+        widgets.plot_memory_step(model, 1)
+    with pytest.raises(ValueError, match="needs the episode"):
+        widgets.plot_memory(model)
+    with pytest.raises(ValueError, match="pass one or the other"):
+        widgets.plot_memory(trace, episode)
+    with pytest.raises(ValueError, match=r"slots entry must be in 0\.\.127"):
+        widgets.plot_memory(trace, slots=[0, 128])
+    with pytest.raises(ValueError, match="repeated"):
+        widgets.plot_memory(trace, slots=[1, 1])
+    with pytest.raises(ValueError, match=r"step must be in 1\.\.50"):
+        widgets.memory_explorer(model, episode, step=51)
+    with pytest.raises(ValueError, match=r"index must be in 0\.\.9"):
+        widgets.memory_explorer(model, sampler, index=10, max_index=9)
+    with pytest.raises(ValueError, match="seed is for a SequenceSampler"):
+        widgets.memory_explorer(model, episode, seed=1)
+    with pytest.raises(TypeError, match="SequenceEpisode or a SequenceSampler"):
+        widgets.memory_explorer(model, [episode])
