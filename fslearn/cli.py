@@ -85,8 +85,9 @@ INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner
                  "inner_batch", "test_inner_batch")
 #: command-line options of the sequence models' sizes, passed to the constructor when given
 SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
-#: the shape of sequence episodes when the command line does not say: Santoro et al.'s
-SEQUENCE_DEFAULTS = {"way": 5, "per_class": 10, "tasks": 16, "image_size": 20}
+#: the shape of sequence episodes when the command line does not say, Santoro et al.'s, and a
+#: constant learning rate (the step decay that suits prototypical networks stalls these runs)
+SEQUENCE_DEFAULTS = {"way": 5, "per_class": 10, "tasks": 16, "image_size": 20, "lr_gamma": 1.0}
 #: the figures a sequence model's test is summed up by: (k_shot, presentation) equivalents
 SHOT_EQUIVALENTS = ((1, 2), (5, 6))
 #: fewest test episodes for a by-presentation figure beside the paper's
@@ -226,8 +227,10 @@ def _parser() -> argparse.ArgumentParser:
                        "anneal to 0 at the last episode (Reptile)")
     optim.add_argument("--lr-step", type=int, default=defaults.lr_step,
                        help="multiply the learning rate by --lr-gamma every this many episodes")
-    optim.add_argument("--lr-gamma", type=float, default=defaults.lr_gamma,
-                       help="learning-rate decay factor")
+    optim.add_argument("--lr-gamma", type=float, default=None,
+                       help=f"learning-rate decay factor (default: {defaults.lr_gamma}; "
+                       f"{', '.join(SEQUENCE_METHODS)}: 1, a constant rate, as the "
+                       f"reproductions of Santoro et al. train)")
     optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                        help="weight decay")
     val = tr.add_argument_group("validation")
@@ -505,7 +508,8 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
                              f"{pronoun} out.")
         for name, value in (("way", defaults.n_way), ("shot", defaults.k_shot),
                             ("query", defaults.n_query), ("tasks", defaults.tasks),
-                            ("val_way", defaults.val_way), ("image_size", 28)):
+                            ("val_way", defaults.val_way), ("image_size", 28),
+                            ("lr_gamma", defaults.lr_gamma)):
             if getattr(args, name) is None:
                 setattr(args, name, value)
         return None
@@ -522,7 +526,7 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
         raise ValueError(f"--labels must be one of {', '.join(LABEL_KINDS)}, got "
                          f"{args.labels!r}.")
     args.labels = labels
-    for name in ("way", "per_class", "tasks"):
+    for name in ("way", "per_class", "tasks", "lr_gamma"):
         if getattr(args, name) is None:
             setattr(args, name, SEQUENCE_DEFAULTS[name])
     if args.val_way is None:

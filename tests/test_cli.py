@@ -26,6 +26,7 @@ def test_train_records_the_command_and_data(trained_run):
     assert record["data"] == {"dataset": "omniglot", "protocol": "vinyals",
                               "train_split": "train", "val_split": "val", "image_size": 28}
     assert record["seed"] == 0 and record["config"]["n_way"] == 5
+    assert record["config"]["lr_gamma"] == 0.5  # the step decay of Snell et al.'s recipe
     assert "hardware" in record
 
 

@@ -186,6 +186,7 @@ def test_command_line_train_evaluate_report(mann_run, tmp_path, capsys):
     config = record["config"]
     assert (config["n_way"], config["per_class"], config["tasks"], config["labels"]) == (
         5, 10, 2, "one_hot")
+    assert config["lr_gamma"] == 1.0  # sequence models keep a constant rate by default
     assert record["hparams"]["input_features"] == 20 * 20 + 5
     assert record["data"]["sequence"]["image_size"] == 20
     assert (mann_run / "last" / "checkpoint.json").is_file()
