@@ -3,7 +3,7 @@
 The pieces fit together like this::
 
     from fslearn.data import load_omniglot, EpisodeSampler
-    from fslearn.methods import PrototypicalNetwork, MAML, adapt
+    from fslearn.methods import PrototypicalNetwork, MatchingNetwork, RelationNetwork, MAML, adapt
     from fslearn.training import TrainingConfig, train
     from fslearn.evaluation import evaluate
     from fslearn.data import SequenceTasks           # sequence episodes, for MANN and LSTM
@@ -29,9 +29,11 @@ from fslearn.methods import (
     FewShotMethod,
     FirstOrderMAML,
     LSTMBaseline,
+    MatchingNetwork,
     MetaSGD,
     MetricMethod,
     PrototypicalNetwork,
+    RelationNetwork,
     Reptile,
     adapt,
 )
@@ -49,10 +51,12 @@ __all__ = [
     "FewShotMethod",
     "FirstOrderMAML",
     "LSTMBaseline",
+    "MatchingNetwork",
     "MetaSGD",
     "MetricMethod",
     "Prediction",
     "PrototypicalNetwork",
+    "RelationNetwork",
     "Reptile",
     "SequenceResult",
     "TrainingConfig",

@@ -61,11 +61,13 @@ from fslearn.methods import (
     MAML,
     METHODS,
     FewShotMethod,
+    MatchingNetwork,
     MetricMethod,
     SequenceMethod,
     build_method,
 )
 from fslearn.methods.maml import ENGINES, INNER_OPTIMIZERS
+from fslearn.methods.matching import DEFAULT_FCE_STEPS
 from fslearn.prediction import (
     ImagePreparation,
     check_channels,
@@ -80,11 +82,15 @@ __all__ = ["main"]
 
 OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, MAML))
 SEQUENCE_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, SequenceMethod))
+MATCHING_METHODS = tuple(name for name, cls in METHODS.items()
+                         if issubclass(cls, MatchingNetwork))
 #: command-line options of the inner loop, passed to the method's constructor when given
 INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner_optimizer",
                  "inner_batch", "test_inner_batch")
 #: command-line options of the sequence models' sizes, passed to the constructor when given
 SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
+#: command-line options of Matching Networks' full context embeddings, passed when given
+MATCHING_OPTIONS = ("fce", "fce_steps")
 #: the shape of sequence episodes when the command line does not say, Santoro et al.'s, and a
 #: constant learning rate (the step decay that suits prototypical networks stalls these runs)
 SEQUENCE_DEFAULTS = {"way": 5, "per_class": 10, "tasks": 16, "image_size": 20, "lr_gamma": 1.0}
@@ -218,6 +224,14 @@ def _parser() -> argparse.ArgumentParser:
                            help="mann: numbers per memory row (default: 40)")
     sequences.add_argument("--read-heads", type=int, default=None,
                            help="mann: read (and write) heads (default: 4)")
+    matching = tr.add_argument_group(f"matching networks ({', '.join(MATCHING_METHODS)})")
+    matching.add_argument("--fce", action="store_true", default=None,
+                          help="full context embeddings: a bidirectional LSTM over the support "
+                          "set and an attention LSTM for each query (default: off, cosine "
+                          "attention over the Conv4 embeddings alone)")
+    matching.add_argument("--fce-steps", type=int, default=None,
+                          help=f"with --fce: processing steps K of the query's attention LSTM "
+                          f"(default: {DEFAULT_FCE_STEPS})")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                        help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
@@ -251,9 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=defaults.seed,
                      help="seed of the initial weights and of the episodes")
     run.add_argument("--out", type=Path, default=None,
-                     help="run folder (default: runs/<method>-<data>-<way>w<shot>s-seed<seed>; "
-                     "sequence methods: runs/<method>-<data>-<way>w<per-class>d-<labels>-"
-                     "seed<seed>)")
+                     help="run folder (default: runs/<method>-<data>-<way>w<shot>s-seed<seed>, "
+                     "with -fce after <shot>s for --fce; sequence methods: "
+                     "runs/<method>-<data>-<way>w<per-class>d-<labels>-seed<seed>)")
     run.add_argument("--no-resume", action="store_true",
                      help="start over even if the run folder holds a resumable state (default: "
                      "resume)")
@@ -435,7 +449,7 @@ def _method_hparams(args: argparse.Namespace,
         for option in INNER_OPTIONS:
             if getattr(args, option) is not None:
                 hparams[option] = getattr(args, option)
-        return hparams
+        return {**hparams, **_matching_options(args, accepted)}
     if isinstance(train_data, SequenceTasks):
         inputs, outputs = train_data.model_shape(args.way, args.labels)
         hparams = {"input_features": inputs, "num_outputs": outputs}
@@ -453,7 +467,8 @@ def _method_hparams(args: argparse.Namespace,
                 **_constructor_options(args, accepted, INNER_OPTIONS, OPTIMISATION_METHODS,
                                        "optimisation-based methods"),
                 **_constructor_options(args, accepted, SEQUENCE_MODEL_OPTIONS,
-                                       SEQUENCE_METHODS, "sequence methods")}
+                                       SEQUENCE_METHODS, "sequence methods"),
+                **_matching_options(args, accepted)}
     hparams = {"in_channels": train_data.image_shape[0]}
     if "n_way" in accepted:  # a classifier head of n_way outputs: episodes must match it
         hparams["n_way"] = args.way
@@ -464,7 +479,17 @@ def _method_hparams(args: argparse.Namespace,
     if "image_size" in accepted:
         hparams["image_size"] = train_data.image_shape[1]
     return {**hparams, **_constructor_options(args, accepted, INNER_OPTIONS, OPTIMISATION_METHODS,
-                                              "optimisation-based methods")}
+                                              "optimisation-based methods"),
+            **_matching_options(args, accepted)}
+
+
+def _matching_options(args: argparse.Namespace, accepted: Any) -> dict[str, Any]:
+    """--fce and --fce-steps as constructor arguments, refused for other methods."""
+    if args.fce_steps is not None and args.fce is None and "fce" in accepted:
+        raise ValueError("--fce-steps sets the processing steps of full context embeddings: "
+                         "add --fce.")
+    return _constructor_options(args, accepted, MATCHING_OPTIONS, MATCHING_METHODS,
+                                "matching networks")
 
 
 def _constructor_options(args: argparse.Namespace, accepted: Any, options: Sequence[str],
@@ -566,7 +591,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
               else "sinusoid" if args.sinusoid else data_record["protocol"])
     shape = (f"{args.way}w{args.per_class}d-{args.labels}" if sequence_size is not None
-             else f"{args.way}w{args.shot}s")
+             else f"{args.way}w{args.shot}s") + ("-fce" if args.fce else "")
     out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}"
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, train_data, config))

@@ -121,8 +121,10 @@ def class_probabilities(
     One episode whose support set is all of ``support`` (any number of images per class) and
     whose queries are ``query_images`` (uint8 ``[num_queries, C, H, W]``), scored by the method in
     evaluation mode in batches of ``batch_size`` queries; a :class:`MetricMethod` embeds the
-    support images once. Probabilities are the softmax of the method's scores (for a method
-    whose scores are not logits, such as ``pixel_nn``, only their order means something).
+    support images once. Probabilities are the method's
+    :meth:`~fslearn.methods.FewShotMethod.probabilities` of its scores: their softmax for most
+    methods (for a method whose scores are not logits, such as ``pixel_nn``, only their order
+    means something), the relation scores rescaled to sum to 1 for ``relationnet``.
     """
     n_way = support.num_classes
     if n_way < 2:
@@ -149,7 +151,7 @@ def class_probabilities(
                 # the queries' labels are what we are asking for; the episode needs a tensor
                 query_y=torch.zeros(1, len(query_x), dtype=torch.long, device=device),
                 classes=classes, n_way=n_way)
-            chunks.append(method(episode)[0].float().softmax(-1).cpu())
+            chunks.append(method.probabilities(method(episode)[0].float()).cpu())
     finally:
         method.train(was_training)
     return torch.cat(chunks) if chunks else torch.zeros(0, n_way)

@@ -20,6 +20,13 @@ PAPER_RESULTS: dict = {
     "reptile": {(5, 1): 0.9768, (5, 5): 0.9948, (20, 1): 0.8943, (20, 5): 0.9712},
     # Li, Zhou, Chen and Li (2017), Omniglot table
     "metasgd": {(5, 1): 0.9953, (5, 5): 0.9993, (20, 1): 0.9593, (20, 5): 0.9897},
+    # Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), Table 1, "Matching Nets"
+    # (cosine attention; whether these Omniglot figures used full context embeddings is not
+    # confirmed)
+    "matchingnet": {(5, 1): 0.981, (5, 5): 0.989, (20, 1): 0.938, (20, 5): 0.985},
+    # Sung, Yang, Zhang, Xiang, Torr and Hospedales (2018), Table 1 (+/- 0.2 / 0.1 / 0.2 / 0.1);
+    # one model trained per setting, 1,000,000 episodes each
+    "relationnet": {(5, 1): 0.996, (5, 5): 0.998, (20, 1): 0.976, (20, 5): 0.991},
     # Raghu, Raghu, Bengio and Vinyals (2020): Omniglot 20-way only
     "anil": {(20, 1): 0.962, (20, 5): 0.980},
     # Finn, Abbeel and Levine (2017), appendix C, Table 2: sinusoid regression, mean squared
@@ -53,6 +60,10 @@ PAPER_RESULTS: dict = {
         "Algorithms (Omniglot, transductive)",
         "metasgd": "Li, Zhou, Chen and Li (2017), Meta-SGD: Learning to Learn Quickly for "
         "Few-Shot Learning (Omniglot)",
+        "matchingnet": "Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), "
+        "Matching Networks for One Shot Learning, NeurIPS, Table 1 (Omniglot)",
+        "relationnet": "Sung, Yang, Zhang, Xiang, Torr and Hospedales (2018), Learning to "
+        "Compare: Relation Network for Few-Shot Learning, CVPR, Table 1 (Omniglot)",
         "anil": "Raghu, Raghu, Bengio and Vinyals (2020), Rapid Learning or Feature Reuse? "
         "Towards Understanding the Effectiveness of MAML, ICLR (Omniglot 20-way)",
     },

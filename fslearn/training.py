@@ -411,6 +411,13 @@ def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: P
     if checkpoint.metadata.get("method") != method.name:
         raise ValueError(f"{last_dir} was trained with {checkpoint.metadata.get('method')!r}, "
                          f"not {method.name!r}.")
+    saved_hparams = checkpoint.metadata.get("hparams", {})
+    if saved_hparams != json.loads(json.dumps(method.hparams)):
+        raise ValueError(
+            f"{last_dir.parent} holds a {method.name} built with hparams {saved_hparams}, not "
+            f"{method.hparams}. Train into a new folder, or pass resume=False (--no-resume) to "
+            f"start over there."
+        )
     weights = {k.removeprefix("model."): v for k, v in checkpoint.tensors.items()
                if k.startswith("model.")}
     method.load_state_dict(weights, strict=True)

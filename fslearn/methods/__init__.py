@@ -5,8 +5,10 @@ from __future__ import annotations
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline, SequenceMethod
+from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
 
 __all__ = [
@@ -17,10 +19,12 @@ __all__ = [
     "FewShotMethod",
     "FirstOrderMAML",
     "LSTMBaseline",
+    "MatchingNetwork",
     "MetaSGD",
     "MetricMethod",
     "PretrainedBaseline",
     "PrototypicalNetwork",
+    "RelationNetwork",
     "Reptile",
     "SequenceMethod",
     "adapt",
@@ -30,6 +34,8 @@ __all__ = [
 #: methods that ``fslearn train <name>`` and checkpoints know by name
 METHODS: dict[str, type[FewShotMethod]] = {
     PrototypicalNetwork.name: PrototypicalNetwork,
+    MatchingNetwork.name: MatchingNetwork,
+    RelationNetwork.name: RelationNetwork,
     PixelNearestNeighbour.name: PixelNearestNeighbour,
     MAML.name: MAML,
     FirstOrderMAML.name: FirstOrderMAML,

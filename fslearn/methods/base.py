@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from fslearn.data.episodes import Episode
 
-__all__ = ["FewShotMethod", "MetricMethod"]
+__all__ = ["FewShotMethod", "MetricMethod", "check_query_labels", "check_support"]
 
 
 class FewShotMethod(nn.Module, ABC):
@@ -38,6 +38,12 @@ class FewShotMethod(nn.Module, ABC):
         """``(scalar training loss, logits)`` on the episode's queries."""
         logits = self(episode)
         return F.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten()), logits
+
+    def probabilities(self, scores: Tensor) -> Tensor:
+        """Class probabilities ``[..., n_way]`` from the scores of :meth:`forward` (what
+        ``fslearn predict`` reports): their softmax, for scores that are logits. A method whose
+        scores are something else overrides it."""
+        return scores.softmax(dim=-1)
 
     def correct(self, logits: Tensor, episode: Episode) -> tuple[int, int] | None:
         """``(right answers, answers)`` among ``logits`` (from :meth:`loss`) on ``episode``, for
@@ -96,3 +102,40 @@ class MetricMethod(FewShotMethod):
         support_z = z[: tasks * n_support].view(tasks, n_support, -1)
         query_z = z[tasks * n_support :].view(tasks, episode.query_x.shape[1], -1)
         return self.scores(support_z, episode.support_y, query_z, episode.n_way)
+
+
+def check_support(method: str, support_z: Tensor, support_y: Tensor, query_z: Tensor,
+                  n_way: int) -> Tensor:
+    """Check that embedded support and query sets fit together; return the number of support
+    images of each class, ``[tasks, n_way]``.
+
+    Raises:
+        ValueError: shapes that do not agree, labels outside ``0..n_way-1``, or a class without
+            support images (one line saying what was found).
+    """
+    if support_z.dim() != 3 or query_z.dim() != 3:
+        raise ValueError(f"{method} expects embeddings [tasks, images, D], got support "
+                         f"{tuple(support_z.shape)} and query {tuple(query_z.shape)}")
+    if support_y.shape != support_z.shape[:2]:
+        raise ValueError(f"{method}: support_y has shape {tuple(support_y.shape)} but the support "
+                         f"set is {tuple(support_z.shape[:2])} [tasks, images]: one label per "
+                         f"support image")
+    if query_z.shape[0] != support_z.shape[0] or query_z.shape[2] != support_z.shape[2]:
+        raise ValueError(f"{method}: query embeddings {tuple(query_z.shape)} do not match the "
+                         f"support embeddings {tuple(support_z.shape)} (same tasks and D)")
+    if support_y.numel() and (int(support_y.min()) < 0 or int(support_y.max()) >= n_way):
+        raise ValueError(f"{method}: support labels must be in 0..{n_way - 1} for n_way={n_way}, "
+                         f"got labels from {int(support_y.min())} to {int(support_y.max())}")
+    counts = F.one_hot(support_y, n_way).sum(dim=1)
+    if bool((counts == 0).any()):
+        task, label = (int(i) for i in (counts == 0).nonzero()[0])
+        raise ValueError(f"{method}: n_way={n_way} but class {label} of task {task} has no "
+                         f"support image; every class needs at least one")
+    return counts
+
+
+def check_query_labels(method: str, query_y: Tensor, n_way: int) -> None:
+    """Refuse query labels outside ``0..n_way-1`` (the training loss would fail obscurely)."""
+    if query_y.numel() and (int(query_y.min()) < 0 or int(query_y.max()) >= n_way):
+        raise ValueError(f"{method}: query labels must be in 0..{n_way - 1} for n_way={n_way}, "
+                         f"got labels from {int(query_y.min())} to {int(query_y.max())}")
