@@ -9,6 +9,9 @@ examples:
     fslearn train mann --episodes 100000 --threads 1
     fslearn evaluate runs/mann-vinyals-5w10d-one_hot-seed0 --json
     fslearn report runs/mann-vinyals-5w10d-one_hot-seed0
+  Siamese networks, on same/different pairs (or triplets), validated on 5-way episodes:
+    fslearn train siamese --loss bce --pairs-per-step 128 --episodes 20000
+    fslearn train siamese --loss triplet --margin 0.2 --pairs-per-step 128
   your own images (one subfolder per class):
     fslearn train protonet --data my_train/ --val-data my_val/ --way 5 --shot 1 --query 5
     fslearn evaluate runs/my-run --data my_test/ --way 5 --shot 1 --query 5
@@ -64,10 +67,12 @@ from fslearn.methods import (
     MatchingNetwork,
     MetricMethod,
     SequenceMethod,
+    SiameseNetwork,
     build_method,
 )
 from fslearn.methods.maml import ENGINES, INNER_OPTIMIZERS
 from fslearn.methods.matching import DEFAULT_FCE_STEPS
+from fslearn.methods.siamese import DEFAULT_MARGINS, LOSSES
 from fslearn.prediction import (
     ImagePreparation,
     check_channels,
@@ -84,6 +89,7 @@ OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass
 SEQUENCE_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, SequenceMethod))
 MATCHING_METHODS = tuple(name for name, cls in METHODS.items()
                          if issubclass(cls, MatchingNetwork))
+PAIR_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, SiameseNetwork))
 #: command-line options of the inner loop, passed to the method's constructor when given
 INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner_optimizer",
                  "inner_batch", "test_inner_batch")
@@ -91,6 +97,11 @@ INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner
 SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
 #: command-line options of Matching Networks' full context embeddings, passed when given
 MATCHING_OPTIONS = ("fce", "fce_steps")
+#: command-line options of the Siamese networks' loss, passed to the constructor when given
+PAIR_MODEL_OPTIONS = ("loss", "margin")
+#: pairs (or triplets) per optimizer step when the command line does not say: Koch et al.'s
+#: mini-batch
+DEFAULT_PAIRS_PER_STEP = 128
 #: the shape of sequence episodes when the command line does not say, Santoro et al.'s, and a
 #: constant learning rate (the step decay that suits prototypical networks stalls these runs)
 SEQUENCE_DEFAULTS = {"way": 5, "per_class": 10, "tasks": 16, "image_size": 20, "lr_gamma": 1.0}
@@ -232,6 +243,21 @@ def _parser() -> argparse.ArgumentParser:
     matching.add_argument("--fce-steps", type=int, default=None,
                           help=f"with --fce: processing steps K of the query's attention LSTM "
                           f"(default: {DEFAULT_FCE_STEPS})")
+    pairs = tr.add_argument_group(
+        f"Siamese networks ({', '.join(PAIR_METHODS)}): trained on same/different pairs or on "
+        f"triplets instead of episodes, validated on --val-way --val-shot episodes")
+    pairs.add_argument("--loss", choices=LOSSES, default=None,
+                       help="bce: a sigmoid of a learned weighted L1 distance, binary "
+                       "cross-entropy on pairs (Koch et al.); contrastive: Hadsell et al.'s loss "
+                       "on the Euclidean distance of pairs; triplet: Schroff et al.'s loss on "
+                       "squared distances of unit-length embeddings (default: bce)")
+    pairs.add_argument("--margin", type=float, default=None, metavar="M",
+                       help=f"margin of the contrastive or triplet loss (default: "
+                       f"{', '.join(f'{k} {v:g}' for k, v in DEFAULT_MARGINS.items())}; "
+                       f"bce has none)")
+    pairs.add_argument("--pairs-per-step", type=int, default=None, metavar="B",
+                       help=f"pairs (half same, half different), or triplets, per optimizer "
+                       f"step (default: {DEFAULT_PAIRS_PER_STEP})")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                        help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
@@ -267,7 +293,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="run folder (default: runs/<method>-<data>-<way>w<shot>s-seed<seed>, "
                      "with -fce after <shot>s for --fce; sequence methods: "
-                     "runs/<method>-<data>-<way>w<per-class>d-<labels>-seed<seed>)")
+                     "runs/<method>-<data>-<way>w<per-class>d-<labels>-seed<seed>; siamese: "
+                     "runs/siamese-<data>-<loss>-<B>pairs-seed<seed>, triplets for the triplet "
+                     "loss)")
     run.add_argument("--no-resume", action="store_true",
                      help="start over even if the run folder holds a resumable state (default: "
                      "resume)")
@@ -469,7 +497,9 @@ def _method_hparams(args: argparse.Namespace,
                 **_constructor_options(args, accepted, SEQUENCE_MODEL_OPTIONS,
                                        SEQUENCE_METHODS, "sequence methods"),
                 **_matching_options(args, accepted)}
-    hparams = {"in_channels": train_data.image_shape[0]}
+    hparams = {"in_channels": train_data.image_shape[0],
+               **_constructor_options(args, accepted, PAIR_MODEL_OPTIONS, PAIR_METHODS,
+                                      "Siamese networks")}
     if "n_way" in accepted:  # a classifier head of n_way outputs: episodes must match it
         hparams["n_way"] = args.way
         if config.val_every and config.val_way != args.way:
@@ -522,6 +552,26 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
     episodes. Returns the side of the images a sequence model sees (None for other methods);
     the images are then loaded at 28 pixels, the size Omniglot is cached at, and downsampled."""
     defaults = TrainingConfig()
+    if args.method not in PAIR_METHODS:
+        given = [f"--{name.replace('_', '-')}" for name in ("pairs_per_step", *PAIR_MODEL_OPTIONS)
+                 if getattr(args, name) is not None]
+        if given:
+            flags, verb, pronoun = _listed(given)
+            raise ValueError(f"{flags} {verb} of the Siamese networks "
+                             f"({', '.join(PAIR_METHODS)}), which train on pairs, not of "
+                             f"{args.method}: leave {pronoun} out.")
+    else:
+        given = [flag for flag, value in (("--way", args.way), ("--shot", args.shot),
+                                          ("--query", args.query), ("--tasks", args.tasks))
+                 if value is not None]
+        if given:
+            flags, _, pronoun = _listed(given)
+            raise ValueError(f"{flags} shape{'s' * (len(given) == 1)} training episodes, but "
+                             f"{args.method} trains on pairs or triplets, --pairs-per-step of "
+                             f"them per step (validation episodes: --val-way, --val-shot, "
+                             f"--val-query): leave {pronoun} out.")
+        if args.pairs_per_step is None:
+            args.pairs_per_step = DEFAULT_PAIRS_PER_STEP
     if not _is_sequence_method(args.method):
         given = [f"--{name.replace('_', '-')}" for name in ("per_class", "labels",
                                                             *SEQUENCE_MODEL_OPTIONS)
@@ -587,26 +637,37 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
         per_class=args.per_class, labels=args.labels or "one_hot",
+        pairs_per_step=args.pairs_per_step,
     )
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
               else "sinusoid" if args.sinusoid else data_record["protocol"])
+    loss = args.loss or "bce"
+    batch_kind = "triplets" if loss == "triplet" else "pairs"
     shape = (f"{args.way}w{args.per_class}d-{args.labels}" if sequence_size is not None
+             else f"{loss}-{args.pairs_per_step}{batch_kind}" if args.pairs_per_step is not None
              else f"{args.way}w{args.shot}s") + ("-fce" if args.fce else "")
     out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}"
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, train_data, config))
+    if config.pairs_per_step is not None and isinstance(train_data, FewShotDataset):
+        # an impossible batch of pairs fails here, before the run is announced
+        method.training_sampler(train_data, config.pairs_per_step, config.seed)
     classes = (f"{train_data.num_classes} classes"
                if isinstance(train_data, FewShotDataset | SequenceTasks) else "generated tasks")
     episodes = (f"{config.n_way}-way sequences of {config.per_class} drawings per class "
                 f"({config.labels} labels, {config.tasks} per step)"
-                if sequence_size is not None else f"{config.n_way}-way {config.k_shot}-shot")
+                if sequence_size is not None
+                else f"{config.pairs_per_step} {batch_kind} per step ({loss} loss)"
+                if config.pairs_per_step is not None
+                else f"{config.n_way}-way {config.k_shot}-shot")
     record = {
         "command": shlex.join(["fslearn", *argv]),
         "data": data_record,
         "hardware": describe_hardware(device),
     }
     print(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
-          f"{config.episodes} episodes, into {out}", file=sys.stderr)
+          f"{config.episodes} {'steps' if config.pairs_per_step else 'episodes'}, into {out}",
+          file=sys.stderr)
     try:
         result = train(method, train_data, config, out, val_data, resume=not args.no_resume,
                        device=device, progress=not args.no_progress, record=record)

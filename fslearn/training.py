@@ -1,13 +1,16 @@
-"""One episodic training loop for every method.
+"""One training loop for every method.
 
-Each step draws episode ``i`` from a sampler, computes the method's loss on it and takes an
-optimizer step. The sampler comes from the training data: an
-:class:`~fslearn.data.EpisodeSampler` over a dataset's classes (support and query sets), a task
-distribution's own sampler (sinusoid regression), or a
+Each step draws batch ``i`` from a sampler, computes the method's loss on it and takes an
+optimizer step. The sampler comes from the training data and the method: an
+:class:`~fslearn.data.EpisodeSampler` over a dataset's classes (support and query sets), the
+method's own sampler of the dataset's classes where it does not learn from episodes
+(:meth:`~fslearn.methods.FewShotMethod.training_sampler`: same/different pairs or triplets for
+Siamese networks), a task distribution's own sampler (sinusoid regression), or a
 :class:`~fslearn.data.sequences.SequenceSampler` of sequence episodes
 (:class:`~fslearn.data.sequences.SequenceTasks`, for memory-augmented networks); the method
 scores its own outputs (:meth:`~fslearn.methods.FewShotMethod.correct`), and validation uses the
-evaluation that fits the episodes. Every ``checkpoint_every`` episodes the full
+evaluation that fits the episodes (N-way K-shot test episodes for every method that classifies
+a support set's classes, however it was trained). Every ``checkpoint_every`` episodes the full
 training state (weights, optimizer, random number generator, history) is saved to
 ``out_dir/last``; every ``val_every`` episodes the method is evaluated on validation episodes and
 the best one so far is saved to ``out_dir/best``.
@@ -33,6 +36,7 @@ from tqdm.auto import tqdm
 from fslearn.checkpoints import METADATA_FILE, read_checkpoint, save_checkpoint
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import EpisodeSampler
+from fslearn.data.pairs import PairSampler, TripletSampler
 from fslearn.data.sequences import LABEL_KINDS, SequenceSampler, SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression, SinusoidSampler
 from fslearn.evaluation import EvaluationResult, SequenceResult, evaluate, evaluate_sequences
@@ -57,6 +61,11 @@ class TrainingConfig:
             :class:`~fslearn.data.sequences.SequenceTasks`): drawings of each class per episode;
             None for support/query episodes (``k_shot`` and ``n_query`` are then unused).
         labels: sequence episodes only: ``"one_hot"`` or ``"string"`` labels.
+        pairs_per_step: methods trained on pairs or triplets (Siamese networks, see
+            :meth:`~fslearn.methods.FewShotMethod.training_sampler`): pairs (or triplets) per
+            optimizer step; None for methods trained on episodes. ``n_way``, ``k_shot``,
+            ``n_query`` and ``tasks`` are then unused (validation still uses ``val_*``, with
+            ``val_shot=None`` meaning ``k_shot``).
         episodes: total number of training episodes (optimizer steps).
         lr: initial learning rate; with ``lr_schedule="step"`` multiplied by ``lr_gamma`` every
             ``lr_step`` episodes, with ``"linear"`` annealed linearly to 0 at the last episode
@@ -91,6 +100,7 @@ class TrainingConfig:
     seed: int = 0
     per_class: int | None = None
     labels: str = "one_hot"
+    pairs_per_step: int | None = None
 
     def __post_init__(self) -> None:
         positive = ("n_way", "k_shot", "n_query", "tasks", "episodes", "lr_step",
@@ -110,6 +120,14 @@ class TrainingConfig:
                                            or self.per_class < 1):
             raise ValueError(f"TrainingConfig.per_class must be a positive integer or None, got "
                              f"{self.per_class!r}")
+        if self.pairs_per_step is not None and (not isinstance(self.pairs_per_step, int)
+                                                or self.pairs_per_step < 1):
+            raise ValueError(f"TrainingConfig.pairs_per_step must be a positive integer or None, "
+                             f"got {self.pairs_per_step!r}")
+        if self.pairs_per_step is not None and self.per_class is not None:
+            raise ValueError("TrainingConfig.per_class (sequence episodes) and pairs_per_step "
+                             "(pairs or triplets) shape different kinds of training batches: "
+                             "set one of them.")
         if self.labels not in LABEL_KINDS:
             raise ValueError(f"TrainingConfig.labels must be one of {', '.join(LABEL_KINDS)}, "
                              f"got {self.labels!r}")
@@ -234,7 +252,7 @@ def train(
     optimizer = optimizer_class(method.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
     validate = val_data is not None and config.val_every > 0
-    sampler = _training_sampler(train_data, config)
+    sampler = _training_sampler(method, train_data, config)
     validation = _validation(method, train_data, val_data, config, device) if validate else None
     progress_state: dict[str, Any] = {"episode": 0, "best_val_accuracy": None,
                                       "best_episode": None, "history": [],
@@ -332,10 +350,12 @@ def train(
     )
 
 
-def _training_sampler(train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
+def _training_sampler(method: FewShotMethod,
+                      train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
                       config: TrainingConfig
-                      ) -> EpisodeSampler | SinusoidSampler | SequenceSampler:
-    """The sampler of training episodes: episode ``i`` is a pure function of ``(seed, i)``."""
+                      ) -> (EpisodeSampler | SinusoidSampler | SequenceSampler | PairSampler
+                            | TripletSampler):
+    """The sampler of training batches: batch ``i`` is a pure function of ``(seed, i)``."""
     if isinstance(train_data, SequenceTasks):
         if config.per_class is None:
             raise ValueError("Sequence episodes need TrainingConfig.per_class, the drawings of "
@@ -347,8 +367,15 @@ def _training_sampler(train_data: FewShotDataset | SinusoidRegression | Sequence
                          f"{train_data.name} gives {type(train_data).__name__} episodes: wrap "
                          f"the classes in SequenceTasks, or leave per_class None.")
     if isinstance(train_data, FewShotDataset):
+        own = method.training_sampler(train_data, config.pairs_per_step, config.seed)
+        if own is not None:  # a method that learns from pairs or triplets, not episodes
+            return own
         return EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
                               tasks=config.tasks, seed=config.seed)
+    if config.pairs_per_step is not None:
+        raise ValueError(f"TrainingConfig.pairs_per_step sizes batches of pairs of a dataset's "
+                         f"images, but {train_data.name} gives {type(train_data).__name__} "
+                         f"tasks: leave it None.")
     return train_data.sampler(config.k_shot, config.n_query, config.tasks, config.seed)
 
 
@@ -411,12 +438,18 @@ def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: P
     if checkpoint.metadata.get("method") != method.name:
         raise ValueError(f"{last_dir} was trained with {checkpoint.metadata.get('method')!r}, "
                          f"not {method.name!r}.")
-    saved_hparams = checkpoint.metadata.get("hparams", {})
-    if saved_hparams != json.loads(json.dumps(method.hparams)):
+    # the method's hyper-parameters too (a Siamese network's loss decides whether it draws
+    # pairs or triplets); records written before they were stored pass
+    built = json.loads(json.dumps(method.hparams))
+    saved_hparams = checkpoint.metadata.get("hparams", built)
+    if saved_hparams != built:
+        changed = {k: (saved_hparams.get(k), built.get(k))
+                   for k in sorted(set(saved_hparams) | set(built))
+                   if saved_hparams.get(k) != built.get(k)}
         raise ValueError(
-            f"{last_dir.parent} holds a {method.name} built with hparams {saved_hparams}, not "
-            f"{method.hparams}. Train into a new folder, or pass resume=False (--no-resume) to "
-            f"start over there."
+            f"{last_dir.parent} holds a {method.name} built with other hyper-parameters "
+            f"(saved, requested): {json.dumps(changed)}. Train into a new folder, or pass "
+            f"resume=False (--no-resume) to start over there."
         )
     weights = {k.removeprefix("model."): v for k, v in checkpoint.tensors.items()
                if k.startswith("model.")}

@@ -242,7 +242,7 @@ def test_resuming_a_run_with_other_hparams_is_refused(tmp_path, omniglot_small):
     config = TrainingConfig(n_way=5, k_shot=1, n_query=1, episodes=1, val_every=0,
                             checkpoint_every=1)
     train(MatchingNetwork(), omniglot_small, config, tmp_path, progress=False)
-    with pytest.raises(ValueError, match="built with hparams"):
+    with pytest.raises(ValueError, match="other hyper-parameters"):
         train(MatchingNetwork(fce=True), omniglot_small, replace(config, episodes=2), tmp_path,
               progress=False)
 

@@ -5,6 +5,7 @@ from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.errors import DataError
 from fslearn.data.folder import load_image_folder
 from fslearn.data.omniglot import DataNotFoundError, load_omniglot
+from fslearn.data.pairs import PairBatch, PairSampler, TripletBatch, TripletSampler
 from fslearn.data.sequences import SequenceEpisode, SequenceSampler, SequenceTasks
 
 __all__ = [
@@ -14,9 +15,13 @@ __all__ = [
     "EpisodeIndices",
     "EpisodeSampler",
     "FewShotDataset",
+    "PairBatch",
+    "PairSampler",
     "SequenceEpisode",
     "SequenceSampler",
     "SequenceTasks",
+    "TripletBatch",
+    "TripletSampler",
     "load_image_folder",
     "load_omniglot",
 ]

@@ -10,6 +10,7 @@ from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
+from fslearn.methods.siamese import SiameseNetwork
 
 __all__ = [
     "ANIL",
@@ -27,6 +28,7 @@ __all__ = [
     "RelationNetwork",
     "Reptile",
     "SequenceMethod",
+    "SiameseNetwork",
     "adapt",
     "build_method",
 ]
@@ -45,6 +47,7 @@ METHODS: dict[str, type[FewShotMethod]] = {
     PretrainedBaseline.name: PretrainedBaseline,
     MANN.name: MANN,
     LSTMBaseline.name: LSTMBaseline,
+    SiameseNetwork.name: SiameseNetwork,
 }
 
 

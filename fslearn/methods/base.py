@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
+from fslearn.data.pairs import PairSampler, TripletSampler
 
 __all__ = ["FewShotMethod", "MetricMethod", "check_query_labels", "check_support"]
 
@@ -52,6 +54,22 @@ class FewShotMethod(nn.Module, ABC):
         if episode.query_y.is_floating_point():
             return None
         return int((logits.argmax(-1) == episode.query_y).sum()), episode.query_y.numel()
+
+    def training_sampler(self, dataset: FewShotDataset, batch: int | None, seed: int
+                         ) -> PairSampler | TripletSampler | None:
+        """The sampler of this method's training batches where they are not N-way K-shot
+        episodes, or None (the default): the training loop then draws episodes.
+
+        A method that learns from something else (Siamese networks: same/different pairs or
+        triplets) overrides it; ``batch`` is ``TrainingConfig.pairs_per_step``, and batch ``i`` of
+        the sampler must be a pure function of ``(seed, i)``, so that a resumed run sees what an
+        uninterrupted one would have seen.
+        """
+        if batch is not None:
+            raise ValueError(f"TrainingConfig.pairs_per_step sizes batches of pairs or triplets, "
+                             f"but {self.name or type(self).__name__} learns from N-way K-shot "
+                             f"episodes: leave it None.")
+        return None
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """Accumulate the gradient of :meth:`loss` into the parameters' ``.grad``; return the
