@@ -12,6 +12,8 @@ examples:
   Siamese networks, on same/different pairs (or triplets), validated on 5-way episodes:
     fslearn train siamese --loss bce --pairs-per-step 128 --episodes 20000
     fslearn train siamese --loss triplet --margin 0.2 --pairs-per-step 128
+  transfer baselines, pre-trained as classifiers on mini-batches, fine-tuned per test episode:
+    fslearn train baselinepp --batch-size 16 --episodes 25000
   your own images (one subfolder per class):
     fslearn train protonet --data my_train/ --val-data my_val/ --way 5 --shot 1 --query 5
     fslearn evaluate runs/my-run --data my_test/ --way 5 --shot 1 --query 5
@@ -63,6 +65,7 @@ from fslearn.evaluation import (
 from fslearn.methods import (
     MAML,
     METHODS,
+    Baseline,
     FewShotMethod,
     MatchingNetwork,
     MetricMethod,
@@ -90,6 +93,7 @@ SEQUENCE_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls
 MATCHING_METHODS = tuple(name for name, cls in METHODS.items()
                          if issubclass(cls, MatchingNetwork))
 PAIR_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, SiameseNetwork))
+TRANSFER_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, Baseline))
 #: command-line options of the inner loop, passed to the method's constructor when given
 INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner_optimizer",
                  "inner_batch", "test_inner_batch")
@@ -102,6 +106,11 @@ PAIR_MODEL_OPTIONS = ("loss", "margin")
 #: pairs (or triplets) per optimizer step when the command line does not say: Koch et al.'s
 #: mini-batch
 DEFAULT_PAIRS_PER_STEP = 128
+#: command-line options of the transfer baselines, passed to the constructor when given
+TRANSFER_OPTIONS = ("scale", "finetune_epochs", "finetune_batch", "finetune_lr")
+#: images per pre-training step of the transfer baselines when the command line does not say:
+#: Chen et al.'s mini-batch
+DEFAULT_BATCH_SIZE = 16
 #: the shape of sequence episodes when the command line does not say, Santoro et al.'s, and a
 #: constant learning rate (the step decay that suits prototypical networks stalls these runs)
 SEQUENCE_DEFAULTS = {"way": 5, "per_class": 10, "tasks": 16, "image_size": 20, "lr_gamma": 1.0}
@@ -258,6 +267,24 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--pairs-per-step", type=int, default=None, metavar="B",
                        help=f"pairs (half same, half different), or triplets, per optimizer "
                        f"step (default: {DEFAULT_PAIRS_PER_STEP})")
+    transfer = tr.add_argument_group(
+        f"transfer baselines ({', '.join(TRANSFER_METHODS)}): pre-trained as classifiers over "
+        f"all training classes on class-balanced mini-batches instead of episodes (constant "
+        f"learning rate unless --lr-gamma says otherwise), then a new head fine-tuned on each "
+        f"test episode's support set; validated on --val-way --val-shot episodes")
+    transfer.add_argument("--batch-size", type=int, default=None, metavar="B",
+                          help=f"images per pre-training step (default: {DEFAULT_BATCH_SIZE})")
+    transfer.add_argument("--finetune-epochs", type=int, default=None, metavar="E",
+                          help="passes over the support set when fine-tuning each test "
+                          "episode's head (default: 100, Chen et al.'s)")
+    transfer.add_argument("--finetune-batch", type=int, default=None, metavar="B",
+                          help="support images per fine-tuning step (default: 4)")
+    transfer.add_argument("--finetune-lr", type=float, default=None, metavar="LR",
+                          help="learning rate of the fine-tuning SGD, momentum 0.9 (default: "
+                          "0.01)")
+    transfer.add_argument("--scale", type=float, default=None,
+                          help="baselinepp: the cosine heads' scale (default: 10 over more "
+                          "than 200 classes, else 2, as Chen et al.'s code)")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                        help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
@@ -270,7 +297,8 @@ def _parser() -> argparse.ArgumentParser:
     optim.add_argument("--lr-gamma", type=float, default=None,
                        help=f"learning-rate decay factor (default: {defaults.lr_gamma}; "
                        f"{', '.join(SEQUENCE_METHODS)}: 1, a constant rate, as the "
-                       f"reproductions of Santoro et al. train)")
+                       f"reproductions of Santoro et al. train; {', '.join(TRANSFER_METHODS)}: "
+                       f"1, as Chen et al.)")
     optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                        help="weight decay")
     val = tr.add_argument_group("validation")
@@ -295,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
                      "with -fce after <shot>s for --fce; sequence methods: "
                      "runs/<method>-<data>-<way>w<per-class>d-<labels>-seed<seed>; siamese: "
                      "runs/siamese-<data>-<loss>-<B>pairs-seed<seed>, triplets for the triplet "
-                     "loss)")
+                     "loss; baseline, baselinepp: runs/<method>-<data>-<B>batch-seed<seed>)")
     run.add_argument("--no-resume", action="store_true",
                      help="start over even if the run folder holds a resumable state (default: "
                      "resume)")
@@ -499,7 +527,11 @@ def _method_hparams(args: argparse.Namespace,
                 **_matching_options(args, accepted)}
     hparams = {"in_channels": train_data.image_shape[0],
                **_constructor_options(args, accepted, PAIR_MODEL_OPTIONS, PAIR_METHODS,
-                                      "Siamese networks")}
+                                      "Siamese networks"),
+               **_constructor_options(args, accepted, TRANSFER_OPTIONS, TRANSFER_METHODS,
+                                      "transfer baselines")}
+    if "num_classes" in accepted:  # a classifier over every training class
+        hparams["num_classes"] = train_data.num_classes
     if "n_way" in accepted:  # a classifier head of n_way outputs: episodes must match it
         hparams["n_way"] = args.way
         if config.val_every and config.val_way != args.way:
@@ -572,6 +604,25 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
                              f"--val-query): leave {pronoun} out.")
         if args.pairs_per_step is None:
             args.pairs_per_step = DEFAULT_PAIRS_PER_STEP
+    if args.method not in TRANSFER_METHODS:
+        if args.batch_size is not None:
+            raise ValueError(f"--batch-size is an option of the transfer baselines "
+                             f"({', '.join(TRANSFER_METHODS)}), which pre-train on labelled "
+                             f"mini-batches, not of {args.method}: leave it out.")
+    else:
+        given = [flag for flag, value in (("--way", args.way), ("--shot", args.shot),
+                                          ("--query", args.query), ("--tasks", args.tasks))
+                 if value is not None]
+        if given:
+            flags, _, pronoun = _listed(given)
+            raise ValueError(f"{flags} shape{'s' * (len(given) == 1)} training episodes, but "
+                             f"{args.method} pre-trains on labelled mini-batches, --batch-size "
+                             f"images per step (validation episodes: --val-way, --val-shot, "
+                             f"--val-query): leave {pronoun} out.")
+        if args.batch_size is None:
+            args.batch_size = DEFAULT_BATCH_SIZE
+        if args.lr_gamma is None:  # Chen et al. pre-train at a constant learning rate
+            args.lr_gamma = 1.0
     if not _is_sequence_method(args.method):
         given = [f"--{name.replace('_', '-')}" for name in ("per_class", "labels",
                                                             *SEQUENCE_MODEL_OPTIONS)
@@ -637,7 +688,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
         per_class=args.per_class, labels=args.labels or "one_hot",
-        pairs_per_step=args.pairs_per_step,
+        pairs_per_step=args.pairs_per_step, batch_size=args.batch_size,
     )
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
               else "sinusoid" if args.sinusoid else data_record["protocol"])
@@ -645,6 +696,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     batch_kind = "triplets" if loss == "triplet" else "pairs"
     shape = (f"{args.way}w{args.per_class}d-{args.labels}" if sequence_size is not None
              else f"{loss}-{args.pairs_per_step}{batch_kind}" if args.pairs_per_step is not None
+             else f"{args.batch_size}batch" if args.batch_size is not None
              else f"{args.way}w{args.shot}s") + ("-fce" if args.fce else "")
     out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}"
     torch.manual_seed(config.seed)
@@ -652,6 +704,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if config.pairs_per_step is not None and isinstance(train_data, FewShotDataset):
         # an impossible batch of pairs fails here, before the run is announced
         method.training_sampler(train_data, config.pairs_per_step, config.seed)
+    if config.batch_size is not None and isinstance(train_data, FewShotDataset):
+        method.training_sampler(train_data, config.batch_size, config.seed)
     classes = (f"{train_data.num_classes} classes"
                if isinstance(train_data, FewShotDataset | SequenceTasks) else "generated tasks")
     episodes = (f"{config.n_way}-way sequences of {config.per_class} drawings per class "
@@ -659,6 +713,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 if sequence_size is not None
                 else f"{config.pairs_per_step} {batch_kind} per step ({loss} loss)"
                 if config.pairs_per_step is not None
+                else f"class-balanced mini-batches of {config.batch_size} images"
+                if config.batch_size is not None
                 else f"{config.n_way}-way {config.k_shot}-shot")
     record = {
         "command": shlex.join(["fslearn", *argv]),
@@ -666,7 +722,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "hardware": describe_hardware(device),
     }
     print(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
-          f"{config.episodes} {'steps' if config.pairs_per_step else 'episodes'}, into {out}",
+          f"{config.episodes} "
+          f"{'steps' if config.pairs_per_step or config.batch_size else 'episodes'}, into {out}",
           file=sys.stderr)
     try:
         result = train(method, train_data, config, out, val_data, resume=not args.no_resume,

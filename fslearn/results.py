@@ -34,6 +34,9 @@ PAPER_RESULTS: dict = {
     # Table 1. Koch et al.'s own protocol, 20-way one-shot within an alphabet after training on
     # 40 background alphabets with affine distortions, gave 92.0%: not comparable.
     "siamese": {(5, 1): 0.973, (5, 5): 0.984, (20, 1): 0.882, (20, 5): 0.970},
+    # No "baseline" / "baselinepp" entries: Chen, Liu, Kira, Wang and Huang (2019) give Omniglot
+    # figures only in an appendix whose exact values the course's notes could not confirm (one
+    # reproduction reports about 94% on 5-way 1-shot for Baseline), so none are set beside them.
     # Finn, Abbeel and Levine (2017), appendix C, Table 2: sinusoid regression, mean squared
     # error after 1 / 5 / 10 gradient steps on K support points. method -> K -> steps -> MSE
     "sinusoid": {

@@ -5,7 +5,8 @@ optimizer step. The sampler comes from the training data and the method: an
 :class:`~fslearn.data.EpisodeSampler` over a dataset's classes (support and query sets), the
 method's own sampler of the dataset's classes where it does not learn from episodes
 (:meth:`~fslearn.methods.FewShotMethod.training_sampler`: same/different pairs or triplets for
-Siamese networks), a task distribution's own sampler (sinusoid regression), or a
+Siamese networks, class-balanced labelled mini-batches for Baseline and Baseline++), a task
+distribution's own sampler (sinusoid regression), or a
 :class:`~fslearn.data.sequences.SequenceSampler` of sequence episodes
 (:class:`~fslearn.data.sequences.SequenceTasks`, for memory-augmented networks); the method
 scores its own outputs (:meth:`~fslearn.methods.FewShotMethod.correct`), and validation uses the
@@ -34,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fslearn.checkpoints import METADATA_FILE, read_checkpoint, save_checkpoint
+from fslearn.data.batches import LabelledBatchSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import EpisodeSampler
 from fslearn.data.pairs import PairSampler, TripletSampler
@@ -66,6 +68,10 @@ class TrainingConfig:
             optimizer step; None for methods trained on episodes. ``n_way``, ``k_shot``,
             ``n_query`` and ``tasks`` are then unused (validation still uses ``val_*``, with
             ``val_shot=None`` meaning ``k_shot``).
+        batch_size: methods pre-trained as ordinary classifiers on labelled mini-batches
+            (Baseline, Baseline++): images per optimizer step, drawn class-balanced by
+            :class:`~fslearn.data.LabelledBatchSampler`; None for the others. The episode
+            fields are then unused, as for ``pairs_per_step``.
         episodes: total number of training episodes (optimizer steps).
         lr: initial learning rate; with ``lr_schedule="step"`` multiplied by ``lr_gamma`` every
             ``lr_step`` episodes, with ``"linear"`` annealed linearly to 0 at the last episode
@@ -101,6 +107,7 @@ class TrainingConfig:
     per_class: int | None = None
     labels: str = "one_hot"
     pairs_per_step: int | None = None
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         positive = ("n_way", "k_shot", "n_query", "tasks", "episodes", "lr_step",
@@ -124,6 +131,16 @@ class TrainingConfig:
                                                 or self.pairs_per_step < 1):
             raise ValueError(f"TrainingConfig.pairs_per_step must be a positive integer or None, "
                              f"got {self.pairs_per_step!r}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int)
+                                            or self.batch_size < 1):
+            raise ValueError(f"TrainingConfig.batch_size must be a positive integer or None, "
+                             f"got {self.batch_size!r}")
+        if self.batch_size is not None and (self.pairs_per_step is not None
+                                            or self.per_class is not None):
+            raise ValueError("TrainingConfig.batch_size (labelled mini-batches) and "
+                             "pairs_per_step (pairs or triplets) or per_class (sequence "
+                             "episodes) shape different kinds of training batches: set one of "
+                             "them.")
         if self.pairs_per_step is not None and self.per_class is not None:
             raise ValueError("TrainingConfig.per_class (sequence episodes) and pairs_per_step "
                              "(pairs or triplets) shape different kinds of training batches: "
@@ -354,7 +371,7 @@ def _training_sampler(method: FewShotMethod,
                       train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
                       config: TrainingConfig
                       ) -> (EpisodeSampler | SinusoidSampler | SequenceSampler | PairSampler
-                            | TripletSampler):
+                            | TripletSampler | LabelledBatchSampler):
     """The sampler of training batches: batch ``i`` is a pure function of ``(seed, i)``."""
     if isinstance(train_data, SequenceTasks):
         if config.per_class is None:
@@ -367,11 +384,23 @@ def _training_sampler(method: FewShotMethod,
                          f"{train_data.name} gives {type(train_data).__name__} episodes: wrap "
                          f"the classes in SequenceTasks, or leave per_class None.")
     if isinstance(train_data, FewShotDataset):
-        own = method.training_sampler(train_data, config.pairs_per_step, config.seed)
-        if own is not None:  # a method that learns from pairs or triplets, not episodes
+        batch = config.pairs_per_step if config.batch_size is None else config.batch_size
+        own = method.training_sampler(train_data, batch, config.seed)
+        if own is not None:  # a method that learns from pairs, triplets or labelled images
+            labelled = isinstance(own, LabelledBatchSampler)
+            if labelled != (config.batch_size is not None):
+                wanted, given = (("batch_size", "pairs_per_step") if labelled
+                                 else ("pairs_per_step", "batch_size"))
+                raise ValueError(f"{method.name} learns from "
+                                 f"{'labelled mini-batches' if labelled else 'pairs or triplets'}"
+                                 f": set TrainingConfig.{wanted}, not {given}.")
             return own
         return EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
                               tasks=config.tasks, seed=config.seed)
+    if config.batch_size is not None:
+        raise ValueError(f"TrainingConfig.batch_size sizes mini-batches of a dataset's images, "
+                         f"but {train_data.name} gives {type(train_data).__name__} tasks: leave "
+                         f"it None.")
     if config.pairs_per_step is not None:
         raise ValueError(f"TrainingConfig.pairs_per_step sizes batches of pairs of a dataset's "
                          f"images, but {train_data.name} gives {type(train_data).__name__} "

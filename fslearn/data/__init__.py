@@ -1,5 +1,6 @@
 """Datasets, episodes and downloads."""
 
+from fslearn.data.batches import LabelledBatch, LabelledBatchSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.errors import DataError
@@ -15,6 +16,8 @@ __all__ = [
     "EpisodeIndices",
     "EpisodeSampler",
     "FewShotDataset",
+    "LabelledBatch",
+    "LabelledBatchSampler",
     "PairBatch",
     "PairSampler",
     "SequenceEpisode",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
+from fslearn.methods.baseline import Baseline, BaselinePlusPlus
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline, SequenceMethod
 from fslearn.methods.matching import MatchingNetwork
@@ -17,6 +18,8 @@ __all__ = [
     "MAML",
     "MANN",
     "METHODS",
+    "Baseline",
+    "BaselinePlusPlus",
     "FewShotMethod",
     "FirstOrderMAML",
     "LSTMBaseline",
@@ -48,6 +51,8 @@ METHODS: dict[str, type[FewShotMethod]] = {
     MANN.name: MANN,
     LSTMBaseline.name: LSTMBaseline,
     SiameseNetwork.name: SiameseNetwork,
+    Baseline.name: Baseline,
+    BaselinePlusPlus.name: BaselinePlusPlus,
 }
 
 

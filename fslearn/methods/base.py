@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fslearn.data.batches import LabelledBatchSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
 from fslearn.data.pairs import PairSampler, TripletSampler
@@ -56,18 +57,22 @@ class FewShotMethod(nn.Module, ABC):
         return int((logits.argmax(-1) == episode.query_y).sum()), episode.query_y.numel()
 
     def training_sampler(self, dataset: FewShotDataset, batch: int | None, seed: int
-                         ) -> PairSampler | TripletSampler | None:
+                         ) -> PairSampler | TripletSampler | LabelledBatchSampler | None:
         """The sampler of this method's training batches where they are not N-way K-shot
         episodes, or None (the default): the training loop then draws episodes.
 
         A method that learns from something else (Siamese networks: same/different pairs or
-        triplets) overrides it; ``batch`` is ``TrainingConfig.pairs_per_step``, and batch ``i`` of
+        triplets; Baseline and Baseline++: class-balanced labelled mini-batches) overrides it;
+        ``batch`` is ``TrainingConfig.pairs_per_step`` (or ``batch_size`` where that is set:
+        the training loop checks that the sampler is of the kind that field sizes), and batch
+        ``i`` of
         the sampler must be a pure function of ``(seed, i)``, so that a resumed run sees what an
         uninterrupted one would have seen.
         """
         if batch is not None:
-            raise ValueError(f"TrainingConfig.pairs_per_step sizes batches of pairs or triplets, "
-                             f"but {self.name or type(self).__name__} learns from N-way K-shot "
+            raise ValueError(f"TrainingConfig.pairs_per_step (or batch_size) sizes batches of "
+                             f"pairs, triplets or labelled images, but "
+                             f"{self.name or type(self).__name__} learns from N-way K-shot "
                              f"episodes: leave it None.")
         return None
 
