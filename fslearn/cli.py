@@ -579,6 +579,18 @@ def _listed(flags: Sequence[str]) -> tuple[str, str, str]:
     return ", ".join(flags), "are options" if many else "is an option", "them" if many else "it"
 
 
+def _refuse_episode_shape(args: argparse.Namespace, trains_on: str) -> None:
+    """A method that does not train on episodes refuses the options that shape them."""
+    given = [flag for flag, value in (("--way", args.way), ("--shot", args.shot),
+                                      ("--query", args.query), ("--tasks", args.tasks))
+             if value is not None]
+    if given:
+        flags, _, pronoun = _listed(given)
+        raise ValueError(f"{flags} shape{'s' * (len(given) == 1)} training episodes, but "
+                         f"{args.method} {trains_on} (validation episodes: --val-way, "
+                         f"--val-shot, --val-query): leave {pronoun} out.")
+
+
 def _resolve_training_args(args: argparse.Namespace) -> int | None:
     """Fill in the defaults that depend on the method, and refuse the options of other kinds of
     episodes. Returns the side of the images a sequence model sees (None for other methods);
@@ -593,15 +605,8 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
                              f"({', '.join(PAIR_METHODS)}), which train on pairs, not of "
                              f"{args.method}: leave {pronoun} out.")
     else:
-        given = [flag for flag, value in (("--way", args.way), ("--shot", args.shot),
-                                          ("--query", args.query), ("--tasks", args.tasks))
-                 if value is not None]
-        if given:
-            flags, _, pronoun = _listed(given)
-            raise ValueError(f"{flags} shape{'s' * (len(given) == 1)} training episodes, but "
-                             f"{args.method} trains on pairs or triplets, --pairs-per-step of "
-                             f"them per step (validation episodes: --val-way, --val-shot, "
-                             f"--val-query): leave {pronoun} out.")
+        _refuse_episode_shape(args, "trains on pairs or triplets, --pairs-per-step of them per "
+                              "step")
         if args.pairs_per_step is None:
             args.pairs_per_step = DEFAULT_PAIRS_PER_STEP
     if args.method not in TRANSFER_METHODS:
@@ -610,15 +615,8 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
                              f"({', '.join(TRANSFER_METHODS)}), which pre-train on labelled "
                              f"mini-batches, not of {args.method}: leave it out.")
     else:
-        given = [flag for flag, value in (("--way", args.way), ("--shot", args.shot),
-                                          ("--query", args.query), ("--tasks", args.tasks))
-                 if value is not None]
-        if given:
-            flags, _, pronoun = _listed(given)
-            raise ValueError(f"{flags} shape{'s' * (len(given) == 1)} training episodes, but "
-                             f"{args.method} pre-trains on labelled mini-batches, --batch-size "
-                             f"images per step (validation episodes: --val-way, --val-shot, "
-                             f"--val-query): leave {pronoun} out.")
+        _refuse_episode_shape(args, "pre-trains on labelled mini-batches, --batch-size images "
+                              "per step")
         if args.batch_size is None:
             args.batch_size = DEFAULT_BATCH_SIZE
         if args.lr_gamma is None:  # Chen et al. pre-train at a constant learning rate
