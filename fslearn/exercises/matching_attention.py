@@ -312,7 +312,7 @@ def _error_hint(error: BaseException) -> str | None:
     text = str(error)
     if "one_hot is only applicable" in text:
         return "`F.one_hot` needs integer (int64) labels: use `support_y`, not a float copy of it."
-    if "expected scalar type Long" in text or "same dtype" in text or "expected m1 and m2" in text:
+    if "scalar type" in text or "same dtype" in text or "expected m1 and m2" in text:
         return ("`F.one_hot` returns int64; convert it to the attention's dtype, e.g. "
                 "`F.one_hot(support_y, n_way).to(attention.dtype)`, before multiplying.")
     if "must match the size of tensor" in text:

@@ -214,35 +214,44 @@ def _contrastive_cases() -> tuple[Case, ...]:
 # --------------------------------------------------------------------------------------------
 # triplet_loss
 
-_TRIPLET_CORES: tuple[_Choice, ...] = (
-    (None, "", lambda p, n, m: (p - n + m).clamp_min(0)),
+_HINGES: tuple[_Choice, ...] = (
+    (None, "", lambda x: x.clamp_min(0)),
     ("no_hinge",
      "the hinge is missing: a triplet whose negative is already farther than the positive by "
      "more than the margin must cost nothing, max(0, d(a, p) - d(a, n) + m) = 0; without the "
      "clamp it costs less than nothing, and the loss can be lowered without end by pushing easy "
      "negatives away. Clamp at 0 (`.clamp(min=0)` or `torch.relu`).",
-     lambda p, n, m: p - n + m),
+     lambda x: x),
+)
+_ORDERS: tuple[_Choice, ...] = (
+    (None, "", lambda p, n: (p, n)),
     ("swapped",
      "positive and negative are swapped: the loss is max(0, d(a, p) - d(a, n) + m), which pulls "
      "the positive closer than the negative; yours rewards a close negative.",
-     lambda p, n, m: (n - p + m).clamp_min(0)),
+     lambda p, n: (n, p)),
+)
+_MARGINS: tuple[_Choice, ...] = (
+    (None, "", lambda difference, m, hinge: hinge(difference + m)),
     ("margin_subtracted",
      "the margin is on the wrong side: the negative must be farther than the positive by *at "
      "least* m, so the loss is positive while d(a, p) + m > d(a, n): "
      "max(0, d(a, p) - d(a, n) + m), with + m.",
-     lambda p, n, m: (p - n - m).clamp_min(0)),
+     lambda difference, m, hinge: hinge(difference - m)),
     ("margin_outside_hinge",
      "the margin belongs inside the hinge: max(0, d(a, p) - d(a, n) + m), not "
      "max(0, d(a, p) - d(a, n)) + m (which never reaches 0, and whose gradient ignores m).",
-     lambda p, n, m: (p - n).clamp_min(0) + m),
+     lambda difference, m, hinge: hinge(difference) + m),
+)
+_TRANSFORMS: tuple[_Choice, ...] = (
+    (None, "", lambda d: d),
     ("squared_again",
      "the distances you get are already squared (FaceNet's d(a, p) = ||f(a) - f(p)||**2): use "
      "them as they are, without squaring them again.",
-     lambda p, n, m: (p.pow(2) - n.pow(2) + m).clamp_min(0)),
+     lambda d: d.pow(2)),
     ("square_root",
      "you took the square roots of the distances: the triplet loss works on the squared "
      "distances it is given, max(0, d(a, p) - d(a, n) + m).",
-     lambda p, n, m: (p.sqrt() - n.sqrt() + m).clamp_min(0)),
+     lambda d: d.sqrt()),
 )
 
 
@@ -265,15 +274,14 @@ _TRIPLET_REDUCTIONS: tuple[_Choice, ...] = (
 
 def _triplet_formula(pieces: tuple[Callable[..., Tensor], ...], positive: Tensor,
                      negative: Tensor, margin: float) -> Tensor:
-    core, reduce = pieces
-    return reduce(core(positive, negative, margin))
+    hinge, order, margin_of, transform, reduce = pieces
+    first, second = order(transform(positive), transform(negative))
+    return reduce(margin_of(first - second, margin, hinge))
 
 
 TRIPLET_MISTAKES = (
-    # with the margin outside the hinge every triplet is "active": that mean is the plain mean
-    *(mistake for mistake in _combinations((_TRIPLET_CORES, _TRIPLET_REDUCTIONS),
-                                           _triplet_formula)
-      if mistake.key != "margin_outside_hinge+mean_of_active"),
+    *_combinations((_HINGES, _ORDERS, _MARGINS, _TRANSFORMS, _TRIPLET_REDUCTIONS),
+                   _triplet_formula),
     Mistake("not_reduced",
             "you returned one loss per triplet; the loss is one number, their mean over the batch "
             "(`.mean()`).",
@@ -324,13 +332,28 @@ def _scalar_check(raw: Any) -> tuple[str, str] | None:
     return None
 
 
+def _distinct(mistakes: tuple[Mistake, ...], cases: tuple[Case, ...],
+              reference: Callable[..., Tensor]) -> tuple[Mistake, ...]:
+    """``mistakes`` without those that give the same results as the reference or as an earlier
+    mistake on every case (with no hinge, the margin outside the hinge is the plain margin)."""
+    kept: list[Mistake] = []
+    seen = [[reference(*case.args) for case in cases]]
+    for mistake in mistakes:
+        outputs = [mistake.variant(*case.args) for case in cases]
+        if not any(all(a.shape == b.shape and torch.allclose(a, b) for a, b in
+                       zip(outputs, other, strict=True)) for other in seen):
+            kept.append(mistake)
+            seen.append(outputs)
+    return tuple(kept)
+
+
 def contrastive_spec() -> FunctionSpec:
     """The spec of ``contrastive_loss`` (cases, reference and typical mistakes)."""
     return FunctionSpec(
         name="contrastive_loss",
         reference=_reference_contrastive,
         cases=_contrastive_cases(),
-        mistakes=CONTRASTIVE_MISTAKES,
+        mistakes=_distinct(CONTRASTIVE_MISTAKES, _contrastive_cases(), _reference_contrastive),
         returns="one number, the mean loss over the pairs",
         error_hint=_error_hint,
         output_check=_scalar_check,
@@ -343,7 +366,7 @@ def triplet_spec() -> FunctionSpec:
         name="triplet_loss",
         reference=_reference_triplet,
         cases=_triplet_cases(),
-        mistakes=TRIPLET_MISTAKES,
+        mistakes=_distinct(TRIPLET_MISTAKES, _triplet_cases(), _reference_triplet),
         returns="one number, the mean loss over the triplets",
         error_hint=_error_hint,
         output_check=_scalar_check,
