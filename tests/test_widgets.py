@@ -614,3 +614,131 @@ def test_memory_pictures_reject_bad_arguments(mann_and_episodes):
         widgets.memory_explorer(model, episode, seed=1)
     with pytest.raises(TypeError, match="SequenceEpisode or a SequenceSampler"):
         widgets.memory_explorer(model, [episode])
+
+
+# --------------------------------------------------------------------------------------------
+# Matching Networks' attention
+
+
+@pytest.fixture(scope="module")
+def matching_and_episodes():
+    """An untrained Matching Network (with and without FCE) and 4-way 2-shot episodes of
+    28x28 images (synthetic: the pixels are random, so embeddings differ)."""
+    torch.manual_seed(0)
+    dataset = make_dataset([6] * 8, image_size=28)
+    dataset = dataclasses.replace(
+        dataset, images=torch.randint(0, 256, dataset.images.shape, dtype=torch.uint8))
+    sampler = EpisodeSampler(dataset, n_way=4, k_shot=2, n_query=3, tasks=2, seed=1)
+    plain = METHODS["matchingnet"]()
+    fce = METHODS["matchingnet"](fce=True)
+    return plain, fce, sampler
+
+
+@pytest.mark.parametrize("with_fce", [False, True])
+def test_matching_attention_is_the_models_attention(matching_and_episodes, with_fce):
+    plain, fce, sampler = matching_and_episodes
+    model = fce if with_fce else plain
+    episode = sampler.episode(0)
+    model.train()
+    attention = widgets.matching_attention(model, episode, task=1)
+    assert model.training  # the mode is restored
+    assert attention.shape == (12, 8)
+    torch.testing.assert_close(attention.sum(1), torch.ones(12))
+    model.eval()
+    with torch.no_grad():
+        log_y_hat = model(episode)[1]
+    model.train()
+    # summed over each class's support images, the attention is the model's prediction y_hat
+    one_hot = torch.nn.functional.one_hot(episode.support_y[1], 4).float()
+    torch.testing.assert_close(attention @ one_hot, log_y_hat.exp())
+
+
+def _containers(ax):
+    return {container.get_label(): [bar.get_height() for bar in container]
+            for container in ax.containers}
+
+
+def test_plot_matching_attention_draws_the_attention_and_the_probabilities(
+        matching_and_episodes):
+    plain, _, sampler = matching_and_episodes
+    episode = sampler.episode(0)
+    others = {"ProtoNet": METHODS["protonet"](), "Siamese": METHODS["siamese"]()}
+    figure = widgets.plot_matching_attention(plain, episode, 5, task=1, others=others)
+    assert {ax.get_gid() for ax in figure.axes} == {"query", "support", "attention", "classes"}
+    attention = widgets.matching_attention(plain, episode, task=1)[5]
+    bars = [bar.get_height() for bar in _axes(figure, "attention").patches]
+    torch.testing.assert_close(torch.tensor(bars).float(), attention)
+    frames = [p for p in _axes(figure, "support").patches if p.get_gid() == "frame"]
+    assert len(frames) == 8
+    assert frames[int(attention.argmax())].get_edgecolor()[:3] != frames[
+        int(attention.argmin())].get_edgecolor()[:3]  # the most attended stands out
+    heights = _containers(_axes(figure, "classes"))
+    assert list(heights) == ["Matching Network", "ProtoNet", "Siamese"]
+    plain.eval()
+    with torch.no_grad():
+        y_hat = plain(episode)[1, 5].exp()
+    torch.testing.assert_close(torch.tensor(heights["Matching Network"]).float(), y_hat)
+    expected = widgets.method_probabilities(others, episode, task=1)
+    for name in others:
+        torch.testing.assert_close(torch.tensor(heights[name]).float(), expected[name][5])
+    query = torch.as_tensor(_axes(figure, "query").images[0].get_array().data)
+    assert torch.equal(query, episode.query_x[1, 5, 0])
+    assert "4-way 2-shot episode, query 5 of 12" in figure._suptitle.get_text()
+
+
+def test_attention_explorer_redraws_when_a_slider_moves(matching_and_episodes):
+    plain, _, sampler = matching_and_episodes
+    explorer = widgets.attention_explorer(plain, sampler, query=2, index=0, max_index=9)
+    assert set(explorer.controls) == {"query", "index", "seed"}
+    assert explorer.controls["query"].max == 11
+    first = bytes(explorer.image.value)
+    assert first.startswith(PNG_MAGIC)
+    for name, value in [("query", 7), ("index", 3), ("seed", 4)]:
+        before = bytes(explorer.image.value)
+        explorer.controls[name].value = value  # the observer redraws
+        assert bytes(explorer.image.value) != before, name
+    figure = explorer.update()
+    other = EpisodeSampler(sampler.dataset, 4, 2, 3, tasks=2, seed=4).episode(3)
+    torch.testing.assert_close(
+        torch.tensor([bar.get_height() for bar in _axes(figure, "attention").patches]).float(),
+        widgets.matching_attention(plain, other, task=0)[7])
+    assert explorer.message.value == ""
+    assert repr(explorer) == "AttentionExplorer(query=7, index=3, seed=4)"
+    # over the tasks of a fixed batch: no seed box
+    batch = sampler.episode(0)
+    explorer = widgets.attention_explorer(plain, batch, query=1, index=1)
+    assert set(explorer.controls) == {"query", "index"} and explorer.controls["index"].max == 1
+    figure = explorer.update()
+    torch.testing.assert_close(
+        torch.tensor([bar.get_height() for bar in _axes(figure, "attention").patches]).float(),
+        widgets.matching_attention(plain, batch, task=1)[1])
+
+
+def test_attention_pictures_reject_bad_input(matching_and_episodes):
+    plain, _, sampler = matching_and_episodes
+    episode = sampler.episode(0)
+    with pytest.raises(TypeError, match="needs a MatchingNetwork, got PrototypicalNetwork"):
+        widgets.matching_attention(METHODS["protonet"](), episode)
+    with pytest.raises(TypeError, match="needs a MatchingNetwork"):
+        widgets.attention_explorer(METHODS["protonet"](), sampler)
+    with pytest.raises(TypeError, match="needs an Episode of images"):
+        widgets.plot_matching_attention(plain, sampler)
+    vectors = sampler.indices(0).gather(torch.zeros(len(sampler.dataset), 64))
+    with pytest.raises(ValueError, match="embeddings"):
+        widgets.matching_attention(plain, vectors)
+    with pytest.raises(ValueError, match=r"query must be in 0\.\.11, got 12"):
+        widgets.plot_matching_attention(plain, episode, 12)
+    with pytest.raises(ValueError, match=r"task must be in 0\.\.1, got 2"):
+        widgets.plot_matching_attention(plain, episode, 0, task=2)
+    with pytest.raises(TypeError, match="non-empty mapping"):
+        widgets.method_probabilities({}, episode)
+    with pytest.raises(TypeError, match=r"methods\['x'\] is a str"):
+        widgets.method_probabilities({"x": "protonet"}, episode)
+    with pytest.raises(ValueError, match=r"query must be in 0\.\.11"):
+        widgets.attention_explorer(plain, sampler, query=12)
+    with pytest.raises(ValueError, match=r"index must be in 0\.\.9"):
+        widgets.attention_explorer(plain, sampler, index=10, max_index=9)
+    with pytest.raises(ValueError, match="seed is for an EpisodeSampler"):
+        widgets.attention_explorer(plain, episode, seed=1)
+    with pytest.raises(TypeError, match="an Episode or an EpisodeSampler"):
+        widgets.attention_explorer(plain, [episode])
