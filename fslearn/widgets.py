@@ -1372,6 +1372,19 @@ def _check_image_episode(episode: object, caller: str) -> Episode:
     return episode
 
 
+def _show_image(ax: Axes, image: Tensor, extent: tuple[float, float, float, float] | None = None
+                ) -> None:
+    """One ``[C, H, W]`` image in [0, 1]: greyscale ink dark on white, colour as it is."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0].detach().cpu().numpy(), cmap="gray_r", vmin=0, vmax=1,
+                  interpolation="nearest", extent=extent)
+    else:
+        ax.imshow(image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy(),
+                  interpolation="nearest", extent=extent)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _one_task(episode: Episode, task: int) -> Episode:
     """Task ``task`` of a batch of tasks, as an episode of one task."""
     keep = slice(task, task + 1)
@@ -1464,13 +1477,13 @@ def plot_matching_attention(
     """Where a Matching Network looks for one query: its attention over the support set, and
     the class probabilities it makes of it (beside other methods', if given).
 
-    Axes (gids): ``"query"`` the query image; ``"support"`` the support set, one row per
-    class, each image framed in proportion to its attention (the most attended in orange,
-    rectangles with gid ``"frame"``); ``"attention"`` one bar per support image,
-    ``a(x, x_i)`` (class-major, the order of the support grid read row by row), coloured by
-    class; ``"classes"`` grouped bars of the probability of each class: the Matching
-    Network's ``y_hat`` (the attention summed over each class's images), then each of
-    ``others``, one bar container per method labelled with its name.
+    Axes (gids): ``"query"`` the query image; ``"support"`` the support images in one row, in
+    the episode's order (class-major), each above its attention bar and framed in its class's
+    colour with a width in proportion to its attention (rectangles with gid ``"frame"``);
+    ``"attention"`` one bar per support image, ``a(x, x_i)``, coloured by class;
+    ``"classes"`` grouped bars of the probability of each class: the Matching Network's
+    ``y_hat`` (the attention summed over each class's images), then each of ``others``, one
+    bar container per method labelled with its name.
 
     Args:
         model: a :class:`~fslearn.methods.matching.MatchingNetwork`.
@@ -1478,8 +1491,8 @@ def plot_matching_attention(
         query: which query of the task, ``0..n_way*n_query-1`` (class-major).
         task: which task of a batch of tasks.
         others: more methods, by name, whose probabilities for the query are drawn beside.
-        class_names: one name per *dataset* class, to label the rows (else ``class n``).
-        figsize: ``(width, height)`` in inches; by default it grows with the episode.
+        class_names: one name per *dataset* class, to name the classes (up to 5-way).
+        figsize: ``(width, height)`` in inches (default 10 x 6.4).
     """
     episode = _check_image_episode(episode, "plot_matching_attention")
     _check_int("task", task, 0, episode.tasks - 1)
@@ -1500,60 +1513,68 @@ def plot_matching_attention(
     else:
         labels = [f"class {n}" for n in range(n_way)]
 
-    width = 3.0 + max(4.0, 0.55 * k_shot + 0.25 * n_way)
-    figure = _new_figure(*(figsize or (min(width, 12.0), 6.4 + 0.12 * n_way)))
-    axes = figure.subplot_mosaic([["query", "support"], ["attention", "attention"],
+    n_support = n_way * k_shot
+    width, height = figsize or (10.0, 6.4)
+    figure = _new_figure(width, height)
+    axes = figure.subplot_mosaic([["query", "support"], ["query", "attention"],
                                   ["classes", "classes"]],
-                                 width_ratios=[1, 3], height_ratios=[1.6, 1, 1])
+                                 width_ratios=[1, 4], height_ratios=[1.1, 1.2, 1.4])
     for name, ax in axes.items():
         ax.set_gid(name)
         ax.tick_params(labelsize=7)
+    colours = np.asarray(_TAB10)[np.arange(n_way) % len(_TAB10)]
 
     query_ax = axes["query"]
-    image = episode.query_x[task, q]
-    if image.shape[0] == 1:
-        query_ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1,
-                        interpolation="nearest")
-    else:
-        query_ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-    query_ax.set_xticks([])
-    query_ax.set_yticks([])
+    _show_image(query_ax, episode.query_x[task, q])
     right = predicted == true_label
-    query_ax.set_title(f"Query {q}: {labels[true_label]}", fontsize=8)
-    query_ax.set_xlabel(f"predicted: {labels[predicted]}\n({'right' if right else 'wrong'})",
-                        fontsize=8, color=_RIGHT if right else _WRONG)
+    query_ax.set_title(f"Query {q}, of class {true_label}:\n{labels[true_label]}", fontsize=8)
+    query_ax.set_xlabel(f"Matching Network: class {predicted}\n"
+                        f"({'right' if right else 'wrong'})", fontsize=8,
+                        color=_RIGHT if right else _WRONG)
 
-    support_ax = axes["support"]
-    height, side = int(episode.support_x.shape[-2]), int(episode.support_x.shape[-1])
-    pad = 2
-    grid = _mosaic(episode.support_x[task], n_way, k_shot, pad)
-    _show_grid(support_ax, grid, n_way, labels, "Support set: frames show the attention",
-               height, pad)
-    patches = _require("matplotlib.patches")
+    # The support images above their attention bars: each class's K images in the span of its
+    # K bars, in the grid of rows x columns that draws them largest and square.
+    support_ax, attention_ax = axes["support"], axes["attention"]
+    slot_inches = 0.8 * width * 0.72 / n_support  # about the width of one bar's slot
+    row_inches = max(0.3, (height - 1.4) * 1.1 / 3.7)  # about the height of the image row
+    group_inches = k_shot * slot_inches
+    rows = max(range(1, k_shot + 1), key=lambda r: min(group_inches / math.ceil(k_shot / r),
+                                                       row_inches / r))
+    columns = math.ceil(k_shot / rows)
+    side = 0.9 * min(group_inches / columns, row_inches / rows)  # inches
+    image_width, image_height = side / slot_inches, side / row_inches  # in data units
+    cell_width, cell_height = k_shot / columns, 1 / rows
     most = float(attention.max())
+    patches = _require("matplotlib.patches")
     for i, weight in enumerate(attention.tolist()):
-        row, column = divmod(i, k_shot)
-        top, left = pad + row * (height + pad), pad + column * (side + pad)
-        colour = "tab:orange" if weight == most else "tab:blue"
+        label, shot = divmod(i, k_shot)
+        row, column = divmod(shot, columns)
+        left = label * k_shot - 0.5 + column * cell_width + (cell_width - image_width) / 2
+        bottom = 1 - (row + 1) * cell_height + (cell_height - image_height) / 2
+        _show_image(support_ax, episode.support_x[task, i],
+                    extent=(left, left + image_width, bottom, bottom + image_height))
         support_ax.add_patch(patches.Rectangle(
-            (left - 0.5, top - 0.5), side, height, fill=False, edgecolor=colour,
-            linewidth=0.2 + 3.0 * weight / max(most, 1e-12), gid="frame"))
-        if n_way * k_shot <= 25:
-            support_ax.text(left + side + 0.5, top + height - 1, f"{weight:.2f}", fontsize=6,
-                            ha="left", va="bottom", color="0.2")
+            (left, bottom), image_width, image_height, fill=False,
+            edgecolor=colours[int(support_y[i])],
+            linewidth=0.3 + 3.2 * weight / max(most, 1e-12), gid="frame"))
+    support_ax.set_xlim(-0.6, n_support - 0.4)
+    support_ax.set_ylim(-0.02, 1.02)
+    support_ax.set_aspect("auto")
+    support_ax.axis("off")
+    support_ax.set_title("Support set (frame width: attention; colour: class)", fontsize=8)
 
-    colours = np.asarray(_TAB10)[np.arange(n_way) % len(_TAB10)]
-    attention_ax = axes["attention"]
-    attention_ax.bar(np.arange(n_way * k_shot), attention.numpy(),
-                     color=colours[support_y.numpy()], width=0.8, gid="attention")
-    attention_ax.set_xlim(-0.7, n_way * k_shot - 0.3)
-    attention_ax.set_ylim(0, max(most * 1.15, 1e-6))
-    attention_ax.set_title(r"Attention $a(\hat x, x_i)$ over the support images "
-                           r"(softmax of cosine similarities)", fontsize=8)
-    attention_ax.set_xlabel("support image (class-major, as in the grid; colour = class)",
-                            fontsize=7)
-    attention_ax.set_xticks([i * k_shot for i in range(n_way)],
+    attention_ax.bar(np.arange(n_support), attention.numpy(), color=colours[support_y.numpy()],
+                     width=0.8, gid="attention")
+    if n_support <= 25:
+        for i, weight in enumerate(attention.tolist()):
+            attention_ax.text(i, weight, f"{weight:.2f}", ha="center", va="bottom", fontsize=6)
+    attention_ax.set_xlim(-0.6, n_support - 0.4)
+    attention_ax.set_ylim(0, max(most * 1.2, 1e-6))
+    attention_ax.set_title(r"Attention $a(\hat x, x_i)$: a softmax over the support images of "
+                           r"the cosine similarities", fontsize=8)
+    attention_ax.set_xticks([n * k_shot + (k_shot - 1) / 2 for n in range(n_way)],
                             labels=[str(n) for n in range(n_way)])
+    attention_ax.set_xlabel("support images of class ...", fontsize=7)
 
     classes_ax = axes["classes"]
     methods = list(probabilities)
@@ -1563,13 +1584,15 @@ def plot_matching_attention(
         classes_ax.bar(offsets, probabilities[name].numpy(), width=step, label=name,
                        color=f"C{m}", edgecolor="none")
     classes_ax.axvspan(true_label - 0.45, true_label + 0.45, color="0.9", zorder=0)
-    classes_ax.set_xticks(range(n_way), labels=[str(n) for n in range(n_way)])
+    names = ([f"{n}: {labels[n]}" for n in range(n_way)] if n_way <= 5 else
+             [str(n) for n in range(n_way)])
+    classes_ax.set_xticks(range(n_way), labels=names)
     classes_ax.set_xlim(-0.6, n_way - 0.4)
     classes_ax.set_ylim(0, 1.05)
     classes_ax.set_ylabel("probability", fontsize=7)
-    classes_ax.set_xlabel("episode class (true one shaded)", fontsize=7)
+    classes_ax.set_xlabel("episode class (the query's own shaded)", fontsize=7)
     classes_ax.set_title(r"Class probabilities: $\hat y$ (the attention summed per class)"
-                         + (" and the other methods'" if others else ""), fontsize=8)
+                         + (", and the other methods'" if others else ""), fontsize=8)
     classes_ax.legend(fontsize=7, ncols=min(len(methods), 4), loc="upper right")
     figure.suptitle(f"{n_way}-way {k_shot}-shot episode, query {q} of {n_query_total}",
                     fontsize=9)

@@ -670,8 +670,10 @@ def test_plot_matching_attention_draws_the_attention_and_the_probabilities(
     torch.testing.assert_close(torch.tensor(bars).float(), attention)
     frames = [p for p in _axes(figure, "support").patches if p.get_gid() == "frame"]
     assert len(frames) == 8
-    assert frames[int(attention.argmax())].get_edgecolor()[:3] != frames[
-        int(attention.argmin())].get_edgecolor()[:3]  # the most attended stands out
+    widths = torch.tensor([frame.get_linewidth() for frame in frames])
+    assert int(widths.argmax()) == int(attention.argmax())  # the most attended stands out
+    shown = torch.as_tensor(_axes(figure, "support").images[2].get_array().data)
+    assert torch.equal(shown, episode.support_x[1, 2, 0])
     heights = _containers(_axes(figure, "classes"))
     assert list(heights) == ["Matching Network", "ProtoNet", "Siamese"]
     plain.eval()
