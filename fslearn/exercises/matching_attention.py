@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_functions
+from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_given
 from fslearn.methods.matching import cosine_similarity as _cosine_similarity
 from fslearn.methods.matching import matching_log_probabilities as _log_probabilities
 from fslearn.methods.siamese import class_means as _class_means
@@ -376,10 +376,6 @@ def check_matching_attention(attention: Callable[[Tensor, Tensor], Tensor] | Non
     Raises:
         TypeError: when no function is given.
     """
-    pairs = [(spec, function) for spec, function in (
-        (attention_spec, attention), (predict_spec, predict)) if function is not None]
-    if not pairs:
-        raise TypeError("check_matching_attention needs at least one function to check, e.g. "
-                        "check_matching_attention(attention=attention).")
-    return check_functions("Matching Networks' attention", [spec() for spec, _ in pairs],
-                           [function for _, function in pairs], quiet=quiet)
+    return check_given("check_matching_attention", "Matching Networks' attention", [
+        ("attention", attention_spec, attention), ("predict", predict_spec, predict)],
+        quiet=quiet)

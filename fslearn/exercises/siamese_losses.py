@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_functions
+from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_given
 from fslearn.methods.siamese import contrastive_loss as _reference_contrastive
 from fslearn.methods.siamese import triplet_loss as _reference_triplet
 
@@ -396,10 +396,6 @@ def check_siamese_losses(contrastive_loss: Callable[[Tensor, Tensor, float], Ten
     Raises:
         TypeError: when no function is given.
     """
-    pairs = [(spec, function) for spec, function in (
-        (contrastive_spec, contrastive_loss), (triplet_spec, triplet_loss)) if function is not None]
-    if not pairs:
-        raise TypeError("check_siamese_losses needs at least one function to check, e.g. "
-                        "check_siamese_losses(contrastive_loss=contrastive_loss).")
-    return check_functions("Siamese losses", [spec() for spec, _ in pairs],
-                           [function for _, function in pairs], quiet=quiet)
+    return check_given("check_siamese_losses", "Siamese losses", [
+        ("contrastive_loss", contrastive_spec, contrastive_loss),
+        ("triplet_loss", triplet_spec, triplet_loss)], quiet=quiet)
