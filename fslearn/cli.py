@@ -100,7 +100,7 @@ INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner
 #: command-line options of the sequence models' sizes, passed to the constructor when given
 SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
 #: command-line options of Matching Networks' full context embeddings, passed when given
-MATCHING_OPTIONS = ("fce", "fce_steps")
+MATCHING_OPTIONS = ("fce", "fce_steps", "scale")
 #: command-line options of the Siamese networks' loss, passed to the constructor when given
 PAIR_MODEL_OPTIONS = ("loss", "margin")
 #: pairs (or triplets) per optimizer step when the command line does not say: Koch et al.'s
@@ -284,7 +284,8 @@ def _parser() -> argparse.ArgumentParser:
                           "0.01)")
     transfer.add_argument("--scale", type=float, default=None,
                           help="baselinepp: the cosine heads' scale (default: 10 over more "
-                          "than 200 classes, else 2, as Chen et al.'s code)")
+                          "than 200 classes, else 2, as Chen et al.'s code); matchingnet: the "
+                          "attention's logits are scale * cosine (default: 1, the paper's)")
     optim = tr.add_argument_group("optimizer")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                        help="outer optimizer (sgd: plain steps, as Reptile's outer update)")
@@ -564,9 +565,11 @@ def _constructor_options(args: argparse.Namespace, accepted: Any, options: Seque
         if value is None:
             continue
         if option not in accepted:
-            owners = [name for name in family
+            # an option may be shared beyond its family (--scale: baselinepp, matchingnet)
+            owners = [name for name in METHODS
                       if option in inspect.signature(METHODS[name].__init__).parameters]
-            kind = family_name if len(owners) > 1 else "method"
+            kind = ("method" if len(owners) == 1 else family_name
+                    if set(owners) <= set(family) else "methods")
             raise ValueError(f"--{option.replace('_', '-')} is an option of the {kind} "
                              f"({', '.join(owners)}), not of {args.method}: leave it out.")
         hparams[option] = value

@@ -23,6 +23,7 @@ the weights of a run that was never interrupted (tested).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -470,7 +471,13 @@ def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: P
     # the method's hyper-parameters too (a Siamese network's loss decides whether it draws
     # pairs or triplets); records written before they were stored pass
     built = json.loads(json.dumps(method.hparams))
+    # a run saved before a hyper-parameter existed was built with its default
+    signature = inspect.signature(type(method).__init__).parameters
+    defaults = {name: p.default for name, p in signature.items()
+                if p.default is not inspect.Parameter.empty}
     saved_hparams = checkpoint.metadata.get("hparams", built)
+    saved_hparams = {**{k: v for k, v in json.loads(json.dumps(defaults, default=str)).items()
+                        if k in built and k not in saved_hparams}, **saved_hparams}
     if saved_hparams != built:
         changed = {k: (saved_hparams.get(k), built.get(k))
                    for k in sorted(set(saved_hparams) | set(built))

@@ -46,7 +46,7 @@ from fslearn.data.sequences import SequenceEpisode, SequenceSampler
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.mann import MANN, LSTMBaseline, correct_steps, least_used
-from fslearn.methods.matching import MatchingNetwork, cosine_similarity
+from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.protonet import prototypes, squared_euclidean_distance
 
 if TYPE_CHECKING:
@@ -1427,7 +1427,7 @@ def matching_attention(model: MatchingNetwork, episode: Episode, task: int = 0) 
         n_support = one.support_x.shape[1]
         support_g = model.support_embeddings(z[None, :n_support])
         query_f = model.query_embeddings(z[None, n_support:], support_g)
-        return cosine_similarity(query_f, support_g)[0].softmax(dim=-1).cpu()
+        return model.attention_logits(query_f, support_g)[0].softmax(dim=-1).cpu()
     finally:
         model.train(was_training)
 

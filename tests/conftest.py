@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -76,3 +78,43 @@ def make_dataset(counts: list[int], image_size: int = 4, channels: int = 1) -> F
     images[:, 0, 0, 1] = (index // 256).to(torch.uint8)
     labels = torch.cat([torch.full((c,), i, dtype=torch.long) for i, c in enumerate(counts)])
     return FewShotDataset(images, labels, [f"class{i}" for i in range(len(counts))], "synthetic")
+
+
+def train_interrupted_and_straight(make_method: Callable[[int], Any], data: Any, config: Any,
+                                   folder: Path, val: Any, crash_after: int) -> tuple[Any, Any]:
+    """Train the same run twice, once straight through and once crashed after ``crash_after``
+    steps and resumed by a freshly initialised method (as a new process would), and check that
+    both end with the same ``last`` and ``best`` weights and the same history.
+
+    ``make_method(seed)`` builds the method; the resumed run gets another seed so that only the
+    state read from disk can make it equal. Returns the two :class:`TrainingResult` (straight,
+    resumed) for the caller's own checks.
+    """
+    from fslearn.checkpoints import load_checkpoint, read_checkpoint
+    from fslearn.training import train
+
+    straight = train(make_method(3), data, config, folder / "straight", val, progress=False,
+                     device="cpu")
+
+    class Crash(Exception):
+        pass
+
+    def crash(done: int, loss: float) -> None:
+        if done == crash_after + 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(make_method(3), data, config, folder / "resumed", val, progress=False,
+              device="cpu", callback=crash)
+    assert read_checkpoint(folder / "resumed" / "last").metadata["episode"] == crash_after
+    resumed = train(make_method(99), data, config, folder / "resumed", val, progress=False,
+                    device="cpu")
+    for part in ("last", "best"):
+        a = load_checkpoint(folder / "straight" / part)[0].state_dict()
+        b = load_checkpoint(folder / "resumed" / part)[0].state_dict()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{part}: {key} differs"
+    assert resumed.history == straight.history
+    assert resumed.best_val_accuracy == straight.best_val_accuracy
+    assert resumed.episodes == straight.episodes == config.episodes
+    return straight, resumed

@@ -12,6 +12,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import train_interrupted_and_straight
 from torch import nn
 
 from fslearn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
@@ -250,29 +251,9 @@ def _fresh(cls: type[Baseline] = BaselinePlusPlus, seed: int = 3, **kwargs: obje
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, omniglot_small):
-    config = TrainingConfig(episodes=7, **SMALL)
-    straight = train(_fresh(), omniglot_small, config, tmp_path / "straight", omniglot_small,
-                     progress=False, device="cpu")
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_step_5(done, loss_value):
-        if done == 5:
-            raise Crash
-
-    with pytest.raises(Crash):
-        train(_fresh(), omniglot_small, config, tmp_path / "resumed", omniglot_small,
-              progress=False, device="cpu", callback=crash_at_step_5)
-    assert read_checkpoint(tmp_path / "resumed" / "last").metadata["episode"] == 4
-    resumed = train(_fresh(seed=99), omniglot_small, config, tmp_path / "resumed",
-                    omniglot_small, progress=False, device="cpu")
-    for folder in ("last", "best"):
-        a = load_checkpoint(tmp_path / "straight" / folder)[0].state_dict()
-        b = load_checkpoint(tmp_path / "resumed" / folder)[0].state_dict()
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{folder}: {key} differs"
-    assert resumed.history == straight.history and resumed.episodes == 7
+    straight, _ = train_interrupted_and_straight(
+        lambda seed: _fresh(seed=seed), omniglot_small, TrainingConfig(episodes=7, **SMALL),
+        tmp_path, omniglot_small, crash_after=4)
     # validated on 5-way episodes through evaluate (fine-tuning a head on each)
     assert [e["episode"] for e in straight.history if "val_accuracy" in e] == [3, 6, 7]
     best = read_checkpoint(tmp_path / "straight" / "best").metadata

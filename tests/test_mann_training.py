@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import make_dataset
+from conftest import make_dataset, train_interrupted_and_straight
 
 from fslearn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 from fslearn.cli import main
@@ -66,30 +66,9 @@ def test_checkpoint_round_trip_gives_the_same_outputs(name, tmp_path):
 @pytest.mark.parametrize("name", ["mann", "lstm"])
 def test_an_interrupted_run_resumes_to_the_same_weights(name, tmp_path):
     tasks, val = _tasks(), _tasks(classes=6).dataset
-    config = TrainingConfig(episodes=7, **SMALL)
-    straight = train(_model(name, tasks), tasks, config, tmp_path / "straight", val,
-                     progress=False, device="cpu")
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_episode_5(done, loss):
-        if done == 5:
-            raise Crash
-
-    with pytest.raises(Crash):
-        train(_model(name, tasks), tasks, config, tmp_path / "resumed", val, progress=False,
-              device="cpu", callback=crash_at_episode_5)
-    assert read_checkpoint(tmp_path / "resumed" / "last").metadata["episode"] == 4
-    # a new process builds a freshly initialised model; everything else comes from disk
-    resumed = train(_model(name, tasks, seed=99), tasks, config, tmp_path / "resumed", val,
-                    progress=False, device="cpu")
-    for folder in ("last", "best"):
-        a = load_checkpoint(tmp_path / "straight" / folder)[0].state_dict()
-        b = load_checkpoint(tmp_path / "resumed" / folder)[0].state_dict()
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{folder}: {key} differs"
-    assert resumed.history == straight.history and resumed.episodes == 7
+    straight, _ = train_interrupted_and_straight(
+        lambda seed: _model(name, tasks, seed=seed), tasks, TrainingConfig(episodes=7, **SMALL),
+        tmp_path, val, crash_after=4)
     # validation ran on sequence episodes and picked the best by accuracy over all steps
     assert [e["episode"] for e in straight.history if "val_accuracy" in e] == [3, 6, 7]
     assert straight.best_val_accuracy == max(e["val_accuracy"] for e in straight.history

@@ -73,6 +73,29 @@ def test_three_example_matching_net_by_hand():
     assert torch.allclose(method.probabilities(log_y_hat), log_y_hat.exp(), atol=1e-6)
 
 
+def test_a_scale_sharpens_the_attention_by_hand():
+    # the three examples above with s = 10: logits 10, 0, 7.07107; e^logit = 22026.47, 1,
+    # 1177.40 (sum 23204.87), attention = 0.949218, 0.000043, 0.050740: now the nearest
+    # support image decides, and class 0 wins (0.949218 against 0.050782)
+    support = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    query = torch.tensor([[1.0, 0.0]])
+    method = MatchingNetwork(backbone=Identity(), scale=10.0)
+    assert method.hparams["scale"] == 10.0
+    logits = method.attention_logits(query[None], support[None])
+    assert torch.allclose(logits, torch.tensor([[[10.0, 0.0, 7.071068]]]), atol=1e-5)
+    assert torch.allclose(logits.softmax(-1), torch.tensor([[[0.949218, 0.000043, 0.050740]]]),
+                          atol=1e-6)
+    episode = _episode(support[:, :, None, None], torch.tensor([0, 1, 1]),
+                       query[:, :, None, None], torch.tensor([0]), 2)
+    log_y_hat = method(episode)
+    assert torch.allclose(log_y_hat.exp(), torch.tensor([[[0.949218, 0.050782]]]), atol=1e-6)
+    # scale 1 is the paper's attention, the default
+    assert MatchingNetwork().hparams["scale"] == 1.0
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "10"):
+        with pytest.raises(ValueError, match="scale must be a positive finite number"):
+            MatchingNetwork(scale=bad)
+
+
 def test_log_probabilities_are_the_log_of_the_weighted_vote():
     torch.manual_seed(0)
     similarities = torch.randn(2, 7, 9, dtype=torch.float64)
@@ -133,7 +156,8 @@ def test_loss_is_minus_log_probability_of_the_true_class():
 def test_fce_shapes_and_that_it_changes_the_embeddings():
     torch.manual_seed(0)
     plain, fce = MatchingNetwork(), MatchingNetwork(fce=True, fce_steps=3)
-    assert fce.hparams == {"in_channels": 1, "image_size": 28, "fce": True, "fce_steps": 3}
+    assert fce.hparams == {"in_channels": 1, "image_size": 28, "fce": True, "fce_steps": 3,
+                           "scale": 1.0}
     assert plain.hparams["fce_steps"] is None and plain.embedding_dim is None
     assert fce.embedding_dim == 64 and fce.query_attention.steps == 3
     assert MatchingNetwork(fce=True).hparams["fce_steps"] == DEFAULT_FCE_STEPS
@@ -247,6 +271,22 @@ def test_resuming_a_run_with_other_hparams_is_refused(tmp_path, omniglot_small):
               progress=False)
 
 
+def test_resuming_a_run_saved_before_the_scale_existed(tmp_path, omniglot_small):
+    config = TrainingConfig(n_way=5, k_shot=1, n_query=1, episodes=1, val_every=0,
+                            checkpoint_every=1)
+    train(MatchingNetwork(), omniglot_small, config, tmp_path, progress=False)
+    record = tmp_path / "last" / "checkpoint.json"
+    metadata = json.loads(record.read_text())
+    del metadata["hparams"]["scale"]  # as the runs recorded before the option was added
+    record.write_text(json.dumps(metadata))
+    result = train(MatchingNetwork(), omniglot_small, replace(config, episodes=2), tmp_path,
+                   progress=False)
+    assert result.episodes == 2
+    with pytest.raises(ValueError, match=r"other hyper-parameters.*scale"):
+        train(MatchingNetwork(scale=10.0), omniglot_small, replace(config, episodes=3),
+              tmp_path, progress=False)
+
+
 @pytest.fixture(scope="module")
 def fce_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("matchingnet") / "run"
@@ -262,7 +302,7 @@ def test_cli_trains_reports_and_predicts(fce_run, omniglot_test, tmp_path, capsy
     record = json.loads((fce_run / "best" / "checkpoint.json").read_text())
     assert record["method"] == "matchingnet"
     assert record["hparams"] == {"in_channels": 1, "image_size": 28, "fce": True,
-                                 "fce_steps": 2}
+                                 "fce_steps": 2, "scale": 1.0}
     assert record["command"].startswith("fslearn train matchingnet --fce")
     assert record["metrics"]["val"]["episodes"] == 4
 
@@ -301,6 +341,22 @@ def test_cli_refuses_fce_options_elsewhere(tmp_path, capsys):
     assert main(["train", "matchingnet", "--fce-steps", "3", "--episodes", "1", "--out",
                  str(tmp_path)]) == 2
     assert "add --fce" in capsys.readouterr().err
+    # --scale is shared by the cosine classifiers: refused elsewhere naming both
+    assert main(["train", "protonet", "--scale", "10", "--episodes", "1", "--out",
+                 str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--scale is an option of the methods (" in err and "not of protonet" in err
+    assert "matchingnet" in err and "baselinepp" in err
+
+
+def test_cli_passes_the_scale_to_a_matching_network(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "matchingnet", "--scale", "10", "--way", "5", "--shot", "1",
+                 "--query", "1", "--episodes", "1", "--val-every", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    method, record = load_checkpoint(out / "best")
+    assert isinstance(method, MatchingNetwork) and method.scale == 10.0
+    assert record["hparams"]["scale"] == 10.0
 
 
 def test_default_run_folder_tells_fce_apart(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import make_dataset
+from conftest import make_dataset, train_interrupted_and_straight
 from torch import nn
 
 from fslearn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
@@ -294,30 +294,9 @@ def _fresh(loss: str, seed: int = 3) -> SiameseNetwork:
 
 @pytest.mark.parametrize("loss", ["bce", "triplet"])
 def test_an_interrupted_run_resumes_to_the_same_weights(loss, tmp_path, omniglot_small):
-    config = TrainingConfig(episodes=7, **SMALL)
-    straight = train(_fresh(loss), omniglot_small, config, tmp_path / "straight",
-                     omniglot_small, progress=False, device="cpu")
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_step_5(done, loss_value):
-        if done == 5:
-            raise Crash
-
-    with pytest.raises(Crash):
-        train(_fresh(loss), omniglot_small, config, tmp_path / "resumed", omniglot_small,
-              progress=False, device="cpu", callback=crash_at_step_5)
-    assert read_checkpoint(tmp_path / "resumed" / "last").metadata["episode"] == 4
-    # a new process builds a freshly initialised model; everything else comes from disk
-    resumed = train(_fresh(loss, seed=99), omniglot_small, config, tmp_path / "resumed",
-                    omniglot_small, progress=False, device="cpu")
-    for folder in ("last", "best"):
-        a = load_checkpoint(tmp_path / "straight" / folder)[0].state_dict()
-        b = load_checkpoint(tmp_path / "resumed" / folder)[0].state_dict()
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{folder}: {key} differs"
-    assert resumed.history == straight.history and resumed.episodes == 7
+    straight, _ = train_interrupted_and_straight(
+        lambda seed: _fresh(loss, seed), omniglot_small, TrainingConfig(episodes=7, **SMALL),
+        tmp_path, omniglot_small, crash_after=4)
     # validated on 5-way episodes with evaluate; the running accuracy is over pairs/triplets
     assert [e["episode"] for e in straight.history if "val_accuracy" in e] == [3, 6, 7]
     best = read_checkpoint(tmp_path / "straight" / "best").metadata

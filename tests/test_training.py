@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import train_interrupted_and_straight
 
-from fslearn.checkpoints import load_checkpoint, read_checkpoint
+from fslearn.checkpoints import read_checkpoint
 from fslearn.evaluation import evaluate
 from fslearn.methods import PrototypicalNetwork
 from fslearn.training import TrainingConfig, learning_rate, train
@@ -32,33 +33,9 @@ def test_learning_rate_steps():
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, omniglot_small):
-    config = TrainingConfig(episodes=9, **SMALL)
-    straight = train(_fresh(), omniglot_small, config, tmp_path / "straight", omniglot_small,
-                     progress=False)
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_episode_7(done, loss):
-        if done == 7:
-            raise Crash
-
-    with pytest.raises(Crash):
-        train(_fresh(), omniglot_small, config, tmp_path / "resumed", omniglot_small,
-              progress=False, callback=crash_at_episode_7)
-    assert read_checkpoint(tmp_path / "resumed" / "last").metadata["episode"] == 6
-    # A new process would build a freshly initialised method; the state comes from disk.
-    resumed = train(_fresh(seed=99), omniglot_small, config, tmp_path / "resumed", omniglot_small,
-                    progress=False)
-
-    for name in ("last", "best"):
-        a = load_checkpoint(tmp_path / "straight" / name)[0].state_dict()
-        b = load_checkpoint(tmp_path / "resumed" / name)[0].state_dict()
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{name}: {key} differs"
-    assert resumed.history == straight.history
-    assert resumed.best_val_accuracy == straight.best_val_accuracy
-    assert resumed.episodes == 9
+    train_interrupted_and_straight(lambda seed: _fresh(seed), omniglot_small,
+                                   TrainingConfig(episodes=9, **SMALL), tmp_path, omniglot_small,
+                                   crash_after=6)
 
 
 def test_best_checkpoint_is_the_best_validation(tmp_path, omniglot_small):

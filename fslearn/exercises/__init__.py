@@ -22,6 +22,12 @@ Exercises:
 * :func:`check_lrua`: ``update_usage(usage, read_weights, write_weights, gamma)``,
   ``least_used(usage, n)`` and ``lrua_write_weights(gate, prev_read_weights, prev_least_used)``
   (exercise 4), each checked on its own: ``check_lrua(least_used=least_used)``.
+* :func:`check_siamese_losses`: ``contrastive_loss(distance, same, margin)`` and
+  ``triplet_loss(positive_distance, negative_distance, margin)`` (exercise 5), each checked on
+  its own.
+* :func:`check_matching_attention`: ``attention(query_z, support_z)`` and
+  ``predict(attention, support_y, n_way)`` (exercise 6), each checked on its own.
+* :func:`check_cosine_classifier`: ``cosine_logits(z, weight, scale)`` (exercise 7).
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
 """
@@ -36,9 +42,12 @@ from fslearn.exercises.checker import (
     show,
 )
 from fslearn.exercises.confidence_interval import check_confidence_interval
+from fslearn.exercises.cosine_classifier import check_cosine_classifier
 from fslearn.exercises.lrua import check_lrua
 from fslearn.exercises.maml import check_maml_inner_step
+from fslearn.exercises.matching_attention import check_matching_attention
 from fslearn.exercises.prototypes import check_prototypes
+from fslearn.exercises.siamese_losses import check_siamese_losses
 
 __all__ = [
     "Case",
@@ -47,9 +56,12 @@ __all__ = [
     "FunctionVerdict",
     "Mistake",
     "check_confidence_interval",
+    "check_cosine_classifier",
     "check_functions",
     "check_lrua",
     "check_maml_inner_step",
+    "check_matching_attention",
     "check_prototypes",
+    "check_siamese_losses",
     "show",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "Status",
     "check_function",
     "check_functions",
+    "check_given",
     "describe",
     "generic_error_hint",
     "show",
@@ -257,6 +258,24 @@ def check_functions(exercise: str, specs: Sequence[FunctionSpec], students: Sequ
     if not quiet:
         show(result)
     return result
+
+
+def check_given(checker: str, exercise: str,
+                given: Sequence[tuple[str, Callable[[], FunctionSpec], Any]],
+                quiet: bool = False) -> CheckResult:
+    """Check the functions a student passed to an exercise's checker, each on its own.
+
+    ``given`` lists ``(parameter name, spec factory, student function or None)`` for every
+    function of the exercise; those left at None are not checked, so a notebook can check them
+    one at a time. ``checker`` names the checker for the error raised when none is given.
+    """
+    chosen = [(make_spec, function) for _, make_spec, function in given if function is not None]
+    if not chosen:
+        first = given[0][0]
+        raise TypeError(f"{checker} needs at least one function to check, e.g. "
+                        f"{checker}({first}={first}).")
+    return check_functions(exercise, [make_spec() for make_spec, _ in chosen],
+                           [function for _, function in chosen], quiet=quiet)
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_functions
+from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_given
 from fslearn.methods.mann import least_used as _reference_least_used
 from fslearn.methods.mann import lrua_write_weights as _reference_write_weights
 from fslearn.methods.mann import update_usage as _reference_update_usage
@@ -510,11 +510,7 @@ def check_lrua(update_usage: Callable[..., Any] | None = None,
     Raises:
         TypeError: when no function is given.
     """
-    pairs = [(spec, function) for spec, function in (
-        (update_usage_spec, update_usage), (least_used_spec, least_used),
-        (write_weights_spec, lrua_write_weights)) if function is not None]
-    if not pairs:
-        raise TypeError("check_lrua needs at least one function to check, e.g. "
-                        "check_lrua(update_usage=update_usage).")
-    return check_functions("LRUA", [spec() for spec, _ in pairs],
-                           [function for _, function in pairs], quiet=quiet)
+    return check_given("check_lrua", "LRUA", [
+        ("update_usage", update_usage_spec, update_usage),
+        ("least_used", least_used_spec, least_used),
+        ("lrua_write_weights", write_weights_spec, lrua_write_weights)], quiet=quiet)
