@@ -75,6 +75,7 @@ from fslearn.methods import (
 )
 from fslearn.methods.maml import ENGINES, INNER_OPTIMIZERS
 from fslearn.methods.matching import DEFAULT_FCE_STEPS
+from fslearn.methods.relation import AGGREGATES
 from fslearn.methods.siamese import DEFAULT_MARGINS, LOSSES
 from fslearn.prediction import (
     ImagePreparation,
@@ -101,6 +102,8 @@ INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner
 SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
 #: command-line options of Matching Networks' full context embeddings, passed when given
 MATCHING_OPTIONS = ("fce", "fce_steps", "scale")
+#: command-line options of Relation Networks, passed to the constructor when given
+RELATION_OPTIONS = ("aggregate",)
 #: command-line options of the Siamese networks' loss, passed to the constructor when given
 PAIR_MODEL_OPTIONS = ("loss", "margin")
 #: pairs (or triplets) per optimizer step when the command line does not say: Koch et al.'s
@@ -252,6 +255,12 @@ def _parser() -> argparse.ArgumentParser:
     matching.add_argument("--fce-steps", type=int, default=None,
                           help=f"with --fce: processing steps K of the query's attention LSTM "
                           f"(default: {DEFAULT_FCE_STEPS})")
+    relation = tr.add_argument_group("relation networks (relationnet)")
+    relation.add_argument("--aggregate", choices=AGGREGATES, default=None,
+                          help="how a class's K support feature maps are combined: sum, the "
+                          "authors' (train with the shots you will test with), or mean (one "
+                          "model for any number of shots; the same as sum with one shot) "
+                          "(default: sum)")
     pairs = tr.add_argument_group(
         f"Siamese networks ({', '.join(PAIR_METHODS)}): trained on same/different pairs or on "
         f"triplets instead of episodes, validated on --val-way --val-shot episodes")
@@ -547,12 +556,15 @@ def _method_hparams(args: argparse.Namespace,
 
 
 def _matching_options(args: argparse.Namespace, accepted: Any) -> dict[str, Any]:
-    """--fce and --fce-steps as constructor arguments, refused for other methods."""
+    """--fce, --fce-steps, --scale and --aggregate as constructor arguments, refused for
+    other methods."""
     if args.fce_steps is not None and args.fce is None and "fce" in accepted:
         raise ValueError("--fce-steps sets the processing steps of full context embeddings: "
                          "add --fce.")
-    return _constructor_options(args, accepted, MATCHING_OPTIONS, MATCHING_METHODS,
-                                "matching networks")
+    return {**_constructor_options(args, accepted, MATCHING_OPTIONS, MATCHING_METHODS,
+                                   "matching networks"),
+            **_constructor_options(args, accepted, RELATION_OPTIONS, ("relationnet",),
+                                   "relation networks")}
 
 
 def _constructor_options(args: argparse.Namespace, accepted: Any, options: Sequence[str],
