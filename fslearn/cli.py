@@ -75,6 +75,7 @@ from fslearn.methods import (
 )
 from fslearn.methods.maml import ENGINES, INNER_OPTIMIZERS
 from fslearn.methods.matching import DEFAULT_FCE_STEPS
+from fslearn.methods.relation import AGGREGATES
 from fslearn.methods.siamese import DEFAULT_MARGINS, LOSSES
 from fslearn.prediction import (
     ImagePreparation,
@@ -101,6 +102,8 @@ INNER_OPTIONS = ("inner_steps", "inner_lr", "test_inner_steps", "engine", "inner
 SEQUENCE_MODEL_OPTIONS = ("controller_size", "memory_slots", "memory_width", "read_heads")
 #: command-line options of Matching Networks' full context embeddings, passed when given
 MATCHING_OPTIONS = ("fce", "fce_steps", "scale")
+#: command-line options of Relation Networks, passed to the constructor when given
+RELATION_OPTIONS = ("aggregate",)
 #: command-line options of the Siamese networks' loss, passed to the constructor when given
 PAIR_MODEL_OPTIONS = ("loss", "margin")
 #: pairs (or triplets) per optimizer step when the command line does not say: Koch et al.'s
@@ -252,6 +255,12 @@ def _parser() -> argparse.ArgumentParser:
     matching.add_argument("--fce-steps", type=int, default=None,
                           help=f"with --fce: processing steps K of the query's attention LSTM "
                           f"(default: {DEFAULT_FCE_STEPS})")
+    relation = tr.add_argument_group("relation networks (relationnet)")
+    relation.add_argument("--aggregate", choices=AGGREGATES, default=None,
+                          help="how a class's K support feature maps are combined: sum, the "
+                          "authors' (train with the shots you will test with), or mean (one "
+                          "model for any number of shots; the same as sum with one shot) "
+                          "(default: sum)")
     pairs = tr.add_argument_group(
         f"Siamese networks ({', '.join(PAIR_METHODS)}): trained on same/different pairs or on "
         f"triplets instead of episodes, validated on --val-way --val-shot episodes")
@@ -547,12 +556,15 @@ def _method_hparams(args: argparse.Namespace,
 
 
 def _matching_options(args: argparse.Namespace, accepted: Any) -> dict[str, Any]:
-    """--fce and --fce-steps as constructor arguments, refused for other methods."""
+    """--fce, --fce-steps, --scale and --aggregate as constructor arguments, refused for
+    other methods."""
     if args.fce_steps is not None and args.fce is None and "fce" in accepted:
         raise ValueError("--fce-steps sets the processing steps of full context embeddings: "
                          "add --fce.")
-    return _constructor_options(args, accepted, MATCHING_OPTIONS, MATCHING_METHODS,
-                                "matching networks")
+    return {**_constructor_options(args, accepted, MATCHING_OPTIONS, MATCHING_METHODS,
+                                   "matching networks"),
+            **_constructor_options(args, accepted, RELATION_OPTIONS, ("relationnet",),
+                                   "relation networks")}
 
 
 def _constructor_options(args: argparse.Namespace, accepted: Any, options: Sequence[str],
@@ -582,6 +594,17 @@ def _listed(flags: Sequence[str]) -> tuple[str, str, str]:
     return ", ".join(flags), "are options" if many else "is an option", "them" if many else "it"
 
 
+def _refuse_family_options(args: argparse.Namespace, options: Sequence[str],
+                           family: Sequence[str], family_name: str, why: str = "") -> None:
+    """Refuse the given ``options`` (argument names) of a family of methods that
+    ``args.method`` is not in, naming the family and, in ``why``, what sets it apart."""
+    given = [f"--{name.replace('_', '-')}" for name in options if getattr(args, name) is not None]
+    if given:
+        flags, verb, pronoun = _listed(given)
+        raise ValueError(f"{flags} {verb} of {family_name} ({', '.join(family)}){why}, not of "
+                         f"{args.method}: leave {pronoun} out.")
+
+
 def _refuse_episode_shape(args: argparse.Namespace, trains_on: str) -> None:
     """A method that does not train on episodes refuses the options that shape them."""
     given = [flag for flag, value in (("--way", args.way), ("--shot", args.shot),
@@ -600,23 +623,16 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
     the images are then loaded at 28 pixels, the size Omniglot is cached at, and downsampled."""
     defaults = TrainingConfig()
     if args.method not in PAIR_METHODS:
-        given = [f"--{name.replace('_', '-')}" for name in ("pairs_per_step", *PAIR_MODEL_OPTIONS)
-                 if getattr(args, name) is not None]
-        if given:
-            flags, verb, pronoun = _listed(given)
-            raise ValueError(f"{flags} {verb} of the Siamese networks "
-                             f"({', '.join(PAIR_METHODS)}), which train on pairs, not of "
-                             f"{args.method}: leave {pronoun} out.")
+        _refuse_family_options(args, ("pairs_per_step", *PAIR_MODEL_OPTIONS), PAIR_METHODS,
+                               "the Siamese networks", ", which train on pairs")
     else:
         _refuse_episode_shape(args, "trains on pairs or triplets, --pairs-per-step of them per "
                               "step")
         if args.pairs_per_step is None:
             args.pairs_per_step = DEFAULT_PAIRS_PER_STEP
     if args.method not in TRANSFER_METHODS:
-        if args.batch_size is not None:
-            raise ValueError(f"--batch-size is an option of the transfer baselines "
-                             f"({', '.join(TRANSFER_METHODS)}), which pre-train on labelled "
-                             f"mini-batches, not of {args.method}: leave it out.")
+        _refuse_family_options(args, ("batch_size",), TRANSFER_METHODS, "the transfer baselines",
+                               ", which pre-train on labelled mini-batches")
     else:
         _refuse_episode_shape(args, "pre-trains on labelled mini-batches, --batch-size images "
                               "per step")
@@ -625,14 +641,8 @@ def _resolve_training_args(args: argparse.Namespace) -> int | None:
         if args.lr_gamma is None:  # Chen et al. pre-train at a constant learning rate
             args.lr_gamma = 1.0
     if not _is_sequence_method(args.method):
-        given = [f"--{name.replace('_', '-')}" for name in ("per_class", "labels",
-                                                            *SEQUENCE_MODEL_OPTIONS)
-                 if getattr(args, name) is not None]
-        if given:
-            flags, verb, pronoun = _listed(given)
-            raise ValueError(f"{flags} {verb} of the sequence methods "
-                             f"({', '.join(SEQUENCE_METHODS)}), not of {args.method}: leave "
-                             f"{pronoun} out.")
+        _refuse_family_options(args, ("per_class", "labels", *SEQUENCE_MODEL_OPTIONS),
+                               SEQUENCE_METHODS, "the sequence methods")
         for name, value in (("way", defaults.n_way), ("shot", defaults.k_shot),
                             ("query", defaults.n_query), ("tasks", defaults.tasks),
                             ("val_way", defaults.val_way), ("image_size", 28),

@@ -279,6 +279,21 @@ def _explorer_class() -> type:
     return Explorer
 
 
+def _slider(value: int, low: int, high: int, description: str) -> Any:
+    """An integer slider that redraws when released (not at every pixel of a drag)."""
+    widgets = _require("ipywidgets")
+    return widgets.IntSlider(value=value, min=low, max=high, description=description,
+                             style={"description_width": "initial"}, continuous_update=False)
+
+
+def _seed_box(seed: int) -> Any:
+    """A box for any sampler seed, too many for a slider."""
+    widgets = _require("ipywidgets")
+    return widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
+                                  style={"description_width": "initial"},
+                                  layout=widgets.Layout(width="160px"))
+
+
 def episode_explorer(
     dataset: FewShotDataset,
     n_way: int = 5,
@@ -319,21 +334,12 @@ def episode_explorer(
     _check_int("seed", seed, 0)
     _check_int("episode", episode, 0)
     EpisodeSampler(dataset, n_way, k_shot, n_query, seed=seed)  # the starting setting must work
-    widgets = _require("ipywidgets")
-    style = {"description_width": "initial"}
     controls = {
-        "n_way": widgets.IntSlider(value=n_way, min=2, max=max_way, description="N (way)",
-                                   style=style, continuous_update=False),
-        "k_shot": widgets.IntSlider(value=k_shot, min=1, max=max_shot, description="K (shot)",
-                                    style=style, continuous_update=False),
-        "n_query": widgets.IntSlider(value=n_query, min=1, max=max_query,
-                                     description="queries per class", style=style,
-                                     continuous_update=False),
-        "episode": widgets.IntSlider(value=episode, min=0, max=max(99, episode),
-                                     description="episode index", style=style,
-                                     continuous_update=False),
-        "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
-                                       style=style, layout=widgets.Layout(width="160px")),
+        "n_way": _slider(n_way, 2, max_way, "N (way)"),
+        "k_shot": _slider(k_shot, 1, max_shot, "K (shot)"),
+        "n_query": _slider(n_query, 1, max_query, "queries per class"),
+        "episode": _slider(episode, 0, max(99, episode), "episode index"),
+        "seed": _seed_box(seed),
     }
 
     def draw(n_way: int, k_shot: int, n_query: int, episode: int, seed: int) -> Figure:
@@ -538,18 +544,12 @@ def prototype_explorer(
     # the starting setting must draw, so that a mistake shows here and not as a blank widget
     plot_prototypes(k_shot, seed, n_way, points=points, labels=labels, means=means,
                     resolution=10)
-    widgets = _require("ipywidgets")
-    style = {"description_width": "initial"}
     controls = {
-        "k_shot": widgets.IntSlider(value=k_shot, min=1, max=max_shot, description="K (shots)",
-                                    style=style, continuous_update=False),
-        "seed": widgets.IntSlider(value=seed, min=0, max=max_seed, description="seed",
-                                  style=style, continuous_update=False),
+        "k_shot": _slider(k_shot, 1, max_shot, "K (shots)"),
+        "seed": _slider(seed, 0, max_seed, "seed"),
     }
     if not own_data:
-        controls["n_way"] = widgets.IntSlider(value=n_way, min=2, max=max_way,
-                                              description="N (way)", style=style,
-                                              continuous_update=False)
+        controls["n_way"] = _slider(n_way, 2, max_way, "N (way)")
 
     def draw(k_shot: int, seed: int, n_way: int = n_way) -> Figure:
         return plot_prototypes(k_shot, seed, n_way, points=points, labels=labels, means=means,
@@ -750,18 +750,11 @@ def sinusoid_explorer(
     _check_int("index", index, 0, max_index)
     if tasks is not None and not isinstance(tasks, SinusoidRegression):
         raise TypeError(f"tasks must be a SinusoidRegression, got {type(tasks).__name__}")
-    widgets = _require("ipywidgets")
-    style = {"description_width": "initial"}
     controls = {
-        "index": widgets.IntSlider(value=index, min=0, max=max_index, description="task index",
-                                   style=style, continuous_update=False),
-        "k_shot": widgets.IntSlider(value=k_shot, min=1, max=max_shot, description="K (points)",
-                                    style=style, continuous_update=False),
-        "steps": widgets.IntSlider(value=steps, min=0, max=max_steps,
-                                   description="gradient steps", style=style,
-                                   continuous_update=False),
-        "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
-                                       style=style, layout=widgets.Layout(width="160px")),
+        "index": _slider(index, 0, max_index, "task index"),
+        "k_shot": _slider(k_shot, 1, max_shot, "K (points)"),
+        "steps": _slider(steps, 0, max_steps, "gradient steps"),
+        "seed": _seed_box(seed),
     }
 
     def draw(index: int, k_shot: int, steps: int, seed: int) -> Figure:
@@ -1338,18 +1331,12 @@ def memory_explorer(
                             index % sampler.batch)
 
     trace_of(int(index), seed)  # the starting episode must run: a mistake shows here
-    widgets = _require("ipywidgets")
-    style = {"description_width": "initial"}
     controls = {
-        "step": widgets.IntSlider(value=step, min=1, max=time, description="step t",
-                                  style=style, continuous_update=False),
-        "index": widgets.IntSlider(value=index, min=0, max=last, description="episode",
-                                   style=style, continuous_update=False),
+        "step": _slider(step, 1, time, "step t"),
+        "index": _slider(index, 0, last, "episode"),
     }
     if seed is not None:
-        controls["seed"] = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1,
-                                                  description="seed", style=style,
-                                                  layout=widgets.Layout(width="160px"))
+        controls["seed"] = _seed_box(seed)
 
     def draw(step: int, index: int, seed: int | None = None) -> Figure:
         return plot_memory_step(trace_of(index, seed), step, slots=slots, threshold=threshold,
@@ -1666,18 +1653,12 @@ def attention_explorer(
     start, start_task = episode_of(int(index), seed)
     # the starting setting must draw: a mistake shows here, not as a message in the widget
     plot_matching_attention(model, start, query, task=start_task, others=others)
-    widgets = _require("ipywidgets")
-    style = {"description_width": "initial"}
     controls = {
-        "query": widgets.IntSlider(value=query, min=0, max=queries - 1, description="query",
-                                   style=style, continuous_update=False),
-        "index": widgets.IntSlider(value=index, min=0, max=last, description="episode",
-                                   style=style, continuous_update=False),
+        "query": _slider(query, 0, queries - 1, "query"),
+        "index": _slider(index, 0, last, "episode"),
     }
     if seed is not None:
-        controls["seed"] = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1,
-                                                  description="seed", style=style,
-                                                  layout=widgets.Layout(width="160px"))
+        controls["seed"] = _seed_box(seed)
 
     def draw(query: int, index: int, seed: int | None = None) -> Figure:
         episode, task = episode_of(index, seed)

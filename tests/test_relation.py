@@ -79,6 +79,35 @@ def test_k_shot_support_features_are_summed_per_class():
                           sums.flatten(2), atol=1e-6)
 
 
+def test_mean_aggregation_divides_by_the_shots_and_equals_the_sum_with_one_shot():
+    support = torch.randn(2, 6, 4, 3, 3)
+    support_y = torch.tensor([[0, 1, 2, 0, 1, 2], [2, 0, 1, 1, 2, 0]])
+    means = class_feature_maps(support, support_y, 3, "mean")
+    for t in range(2):
+        for n in range(3):
+            assert torch.allclose(means[t, n], support[t][support_y[t] == n].mean(0), atol=1e-6)
+    # by hand: a class of two maps 1 and 3 has the sum 4 and the mean 2
+    two = torch.tensor([[[1.0], [3.0]]])
+    labels = torch.tensor([[0, 0]])
+    assert class_feature_maps(two, labels, 1).item() == 4.0
+    assert class_feature_maps(two, labels, 1, "mean").item() == 2.0
+    # with one shot the two are the same numbers, so a 1-shot model trains identically
+    one_shot = support[:, :3]
+    assert torch.equal(class_feature_maps(one_shot, support_y[:, :3], 3, "mean"),
+                       class_feature_maps(one_shot, support_y[:, :3], 3))
+    torch.manual_seed(0)
+    summing = RelationNetwork().eval()
+    averaging = RelationNetwork(aggregate="mean").eval()
+    averaging.load_state_dict(summing.state_dict())
+    assert torch.equal(summing(_random_episode(k_shot=1)), averaging(_random_episode(k_shot=1)))
+    five = _random_episode(k_shot=5)
+    assert not torch.allclose(summing(five), averaging(five))
+    with pytest.raises(ValueError, match="aggregate must be one of sum, mean"):
+        RelationNetwork(aggregate="max")
+    with pytest.raises(ValueError, match="aggregate must be one of sum, mean"):
+        class_feature_maps(two, labels, 1, "median")
+
+
 def test_scores_are_the_relation_of_the_summed_class_maps_and_the_query():
     torch.manual_seed(0)
     method = RelationNetwork().eval()
@@ -176,10 +205,10 @@ def test_probabilities_rank_the_relation_scores():
     assert torch.allclose(method.probabilities(scores), torch.tensor([[[0.75, 0.25, 0.0]]]))
 
 
-@pytest.mark.parametrize("shots", [1, 5])
-def test_checkpoint_round_trip(tmp_path, shots):
+@pytest.mark.parametrize(("shots", "aggregate"), [(1, "sum"), (5, "sum"), (5, "mean")])
+def test_checkpoint_round_trip(tmp_path, shots, aggregate):
     torch.manual_seed(0)
-    method = build_method("relationnet")
+    method = build_method("relationnet", aggregate=aggregate)
     episode = _random_episode(k_shot=shots)
     method.training_step(episode)  # batch-norm running averages move away from their start
     method.eval()
@@ -258,7 +287,8 @@ def relation_run(tmp_path_factory):
 def test_cli_trains_reports_and_predicts(relation_run, omniglot_test, tmp_path, capsys):
     record = json.loads((relation_run / "best" / "checkpoint.json").read_text())
     assert record["method"] == "relationnet"
-    assert record["hparams"] == {"in_channels": 1, "image_size": 28, "max_grad_norm": 0.5}
+    assert record["hparams"] == {"in_channels": 1, "image_size": 28, "max_grad_norm": 0.5,
+                                 "aggregate": "sum"}
     assert record["config"]["k_shot"] == 2 and record["metrics"]["val"]["k_shot"] == 2
 
     # report runs the evaluation of `fslearn evaluate` in the four settings (on the validation
@@ -292,3 +322,18 @@ def test_cli_trains_reports_and_predicts(relation_run, omniglot_test, tmp_path, 
                  "--query", str(tmp_path / "support")]) == 2
     err = capsys.readouterr().err
     assert "same number of support images" in err and err.count("\n") == 1
+
+
+def test_cli_passes_the_aggregation_and_refuses_it_elsewhere(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "relationnet", "--aggregate", "mean", "--way", "5", "--shot", "1",
+                 "--query", "1", "--episodes", "1", "--val-every", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    method, record = load_checkpoint(out / "best")
+    assert isinstance(method, RelationNetwork) and method.aggregate == "mean"
+    assert record["hparams"]["aggregate"] == "mean"
+    assert record["command"].startswith("fslearn train relationnet --aggregate mean")
+    assert main(["train", "matchingnet", "--aggregate", "mean", "--episodes", "1", "--out",
+                 str(tmp_path / "other")]) == 2
+    assert ("--aggregate is an option of the method (relationnet), not of matchingnet"
+            in capsys.readouterr().err)

@@ -634,10 +634,13 @@ def matching_and_episodes():
     return plain, fce, sampler
 
 
-@pytest.mark.parametrize("with_fce", [False, True])
-def test_matching_attention_is_the_models_attention(matching_and_episodes, with_fce):
+@pytest.mark.parametrize("kind", ["plain", "fce", "scaled"])
+def test_matching_attention_is_the_models_attention(matching_and_episodes, kind):
     plain, fce, sampler = matching_and_episodes
-    model = fce if with_fce else plain
+    model = {"plain": plain, "fce": fce}.get(kind)
+    if model is None:  # the same network with a scaled attention
+        model = METHODS["matchingnet"](scale=10.0)
+        model.load_state_dict(plain.state_dict())
     episode = sampler.episode(0)
     model.train()
     attention = widgets.matching_attention(model, episode, task=1)

@@ -22,7 +22,9 @@ K-shot: the support feature maps of a class are **summed**, as in the authors' c
 embedding module outputs of all samples from each training class"). A sum is not a mean: a
 model trained on K-shot episodes sees class features about K times larger than a 1-shot model,
 so, like the authors (one model per setting), train it with the shots it will be tested with.
-Every class of an episode must have the same number of support images.
+``aggregate="mean"`` averages them instead (a departure): class features then have the scale of
+one image's for any K, so one model serves every number of shots. With one shot the two are the
+same. Every class of an episode must have the same number of support images.
 
 Architecture, the authors' Omniglot code (``omniglot_train_few_shot.py``): the embedding module
 is four blocks of 3x3 convolution (64 channels), batch norm and ReLU, the first two unpadded and
@@ -49,6 +51,7 @@ from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
 
 __all__ = [
+    "AGGREGATES",
     "RelationEncoder",
     "RelationModule",
     "RelationNetwork",
@@ -62,6 +65,8 @@ __all__ = [
 #: 20-way evaluations over many episodes; in training all pairs go together, so batch norm sees
 #: the whole episode)
 PAIRS_PER_CHUNK = 4096
+#: how the K support feature maps of a class are combined: the authors' sum, or a mean
+AGGREGATES = ("sum", "mean")
 
 
 def _block(in_channels: int, out_channels: int, padding: int, pool: bool) -> nn.Sequential:
@@ -143,19 +148,26 @@ class RelationModule(nn.Module):
         return torch.sigmoid(self.fc2(hidden)).squeeze(-1)
 
 
-def class_feature_maps(support_z: Tensor, support_y: Tensor, n_way: int) -> Tensor:
-    """The **sum** of the support feature maps of each class, ``s_n = sum_{y_i = n} f(x_i)``.
+def class_feature_maps(support_z: Tensor, support_y: Tensor, n_way: int,
+                       aggregate: str = "sum") -> Tensor:
+    """The **sum** of the support feature maps of each class, ``s_n = sum_{y_i = n} f(x_i)``
+    (or, with ``aggregate="mean"``, their mean).
 
     Args:
         support_z: ``[tasks, n_support, ...]`` support feature maps (flattened or not).
         support_y: ``[tasks, n_support]`` labels in ``0..n_way-1``.
         n_way: number of classes.
+        aggregate: ``"sum"`` (the authors') or ``"mean"``.
 
     Returns:
         ``[tasks, n_way, ...]``.
     """
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     one_hot = F.one_hot(support_y, n_way).to(support_z.dtype)  # [tasks, n_support, n_way]
     sums = one_hot.transpose(1, 2) @ support_z.flatten(2)  # [tasks, n_way, numbers per map]
+    if aggregate == "mean":  # a class without support images keeps its zero sum
+        sums = sums / one_hot.sum(1).clamp_min(1).unsqueeze(-1)
     return sums.view(*sums.shape[:2], *support_z.shape[2:])
 
 
@@ -193,6 +205,9 @@ class RelationNetwork(MetricMethod):
             images of this size (at least 22 pixels).
         max_grad_norm: in training, clip the gradient norm of the embedding module and of the
             relation module, each, to this (0.5 in the authors' code); None: no clipping.
+        aggregate: ``"sum"``, the authors' (train with the shots you test with), or
+            ``"mean"`` (a departure: one model for any number of shots); see the module's
+            docstring.
 
     :meth:`forward` returns the relation scores ``[tasks, n_query_total, n_way]`` in ``[0, 1]``,
     not logits; :meth:`probabilities` rescales them to sum to 1 per query (a ranking, not a
@@ -202,7 +217,7 @@ class RelationNetwork(MetricMethod):
     name = "relationnet"
 
     def __init__(self, in_channels: int = 1, image_size: int = 28,
-                 max_grad_norm: float | None = 0.5) -> None:
+                 max_grad_norm: float | None = 0.5, aggregate: str = "sum") -> None:
         side = encoder_output_size(image_size)
         if side // 4 < 1:
             raise ValueError(
@@ -211,13 +226,17 @@ class RelationNetwork(MetricMethod):
                 f"relation module halves them twice); got {image_size}. Use a larger image size.")
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)} (how a class's "
+                             f"support feature maps are combined), got {aggregate!r}")
         super().__init__(RelationEncoder(in_channels))
         self.relation = RelationModule(64, side)
         self.apply(_authors_init)
         self.feature_shape = (64, side, side)
         self.max_grad_norm = max_grad_norm
         self.hparams = {"in_channels": in_channels, "image_size": image_size,
-                        "max_grad_norm": max_grad_norm}
+                        "max_grad_norm": max_grad_norm, "aggregate": aggregate}
+        self.aggregate = aggregate
 
     def embed(self, x: Tensor) -> Tensor:
         """``x: [batch, C, H, W]`` -> ``[batch, 64*h*w]`` feature maps, flattened for storage
@@ -240,9 +259,9 @@ class RelationNetwork(MetricMethod):
                              f"{support_z.shape[-1]}")
         if bool((counts != counts[:, :1]).any()):
             raise ValueError(
-                f"{self.name} sums the support feature maps of each class, so every class needs "
-                f"the same number of support images; got {counts.tolist()} per class")
-        class_maps = class_feature_maps(support_z, support_y, n_way).unflatten(
+                f"{self.name} combines the support feature maps of each class, so every class "
+                f"needs the same number of support images; got {counts.tolist()} per class")
+        class_maps = class_feature_maps(support_z, support_y, n_way, self.aggregate).unflatten(
             2, self.feature_shape)
         query_maps = query_z.unflatten(2, self.feature_shape)
         if self.training:  # one batch, so batch norm sees every pair of the episode
