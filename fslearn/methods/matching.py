@@ -11,8 +11,9 @@ and the prediction is the attention-weighted sum of the support labels (one-hot 
 
 .. math:: \hat y = \sum_i a(\hat x, x_i)\, y_i ,
 
-a probability vector over the episode's classes. With ``scale`` :math:`s \neq 1` the attention
-is a softmax over :math:`s\, c(f(\hat x), g(x_i))`, a departure from the paper (below). Training
+a probability vector over the episode's classes. With ``scale`` :math:`\gamma \neq 1` the
+attention is a softmax over :math:`\gamma\, c(f(\hat x), g(x_i))`, a departure from the paper
+(below). Training
 minimises :math:`-\log \hat y_{y}`,
 the negative log of the probability of the true class.
 
@@ -43,7 +44,8 @@ Why a scale: a cosine lies in :math:`[-1, 1]`, so without one the attention can 
 support image over another by a factor :math:`e^2 \approx 7.4` at most. Over a 20-way support
 set the true image's attention then stays below :math:`e / (e + 19 e^{-1}) \approx 0.28` even
 when the embedding is perfect, and the loss keeps pushing every cosine to :math:`\pm 1`. A scale
-(a temperature :math:`1/s`), as Baseline++'s cosine head has, lifts that ceiling; the paper's
+:math:`\gamma` (a temperature :math:`1/\gamma`), as Baseline++'s cosine head has, lifts that
+ceiling; the paper's
 attention is ``scale=1``, the default.
 """
 
@@ -170,7 +172,7 @@ class MatchingNetwork(MetricMethod):
             attention LSTM for each query).
         fce_steps: processing steps K of the attention LSTM (FCE only; default
             :data:`DEFAULT_FCE_STEPS`).
-        scale: ``s``, the attention logits are ``s * cosine``; 1 is the paper's attention, a
+        scale: ``gamma``, the attention logits are ``gamma * cosine``; 1 is the paper's attention, a
             larger one a departure from it (see the module's docstring).
 
     :meth:`forward` returns ``log y_hat`` ``[tasks, n_query_total, n_way]``: log-probabilities,
@@ -253,7 +255,7 @@ class MatchingNetwork(MetricMethod):
                                           n_way)
 
     def attention_logits(self, query_f: Tensor, support_g: Tensor) -> Tensor:
-        """``s * c(f(x), g(x_i))``, whose softmax over the support set is the attention.
+        """``gamma * c(f(x), g(x_i))``, whose softmax over the support set is the attention.
         ``query_f: [tasks, n_query_total, D]``, ``support_g: [tasks, n_support, D]`` ->
         ``[tasks, n_query_total, n_support]``."""
         return self.scale * cosine_similarity(query_f, support_g)
