@@ -14,7 +14,7 @@ from fslearn.evaluation import evaluate
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
 
 CHECKPOINTS = ("baseline-omniglot", "baselinepp-omniglot", "siamese-omniglot",
-               "matchingnet-omniglot")
+               "matchingnet-omniglot", "relationnet-omniglot")
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)
@@ -47,3 +47,15 @@ def test_shipped_checkpoint_records_and_reproduces_its_figures(name):
     again = evaluate(method, load_omniglot("test", protocol="vinyals"), 5, 1, n_query=15,
                      episodes=40, seed=0)
     assert abs(again.accuracy - rows[5, 1]["accuracy"]) < 0.06
+
+
+@pytest.mark.parametrize(("name", "hparam", "value", "flag"), [
+    ("matchingnet-omniglot", "scale", 10.0, "--scale 10"),
+    ("relationnet-omniglot", "aggregate", "mean", "--aggregate mean"),
+])
+def test_shipped_departures_from_the_papers_are_recorded(name, hparam, value, flag):
+    """The options that depart from a paper are in the model and in the command that made it,
+    so the record says what the book says."""
+    method, record = load_checkpoint(shipped_checkpoints()[name])
+    assert method.hparams[hparam] == value == record["hparams"][hparam]
+    assert f" {flag} " in record["command"]
