@@ -472,7 +472,7 @@ def test_the_worked_examples_are_the_first_test_cases() -> None:
     assert contrastive.args[0].tolist() == [0.5, 1.0, 0.5, 2.0]
     assert contrastive.args[1].tolist() == [1.0, 1.0, 0.0, 0.0] and contrastive.args[2] == 1.5
     assert float(ref_contrastive(*contrastive.args)) == 0.28125
-    assert "$D = [0.5, 1, 0.5, 2]$, $s = [1, 1, 0, 0]$ and $m = 1.5$" in text["task1-md"].source
+    assert "$D = [0.5, 1, 0.5, 2]$, $y = [1, 1, 0, 0]$ and $m = 1.5$" in text["task1-md"].source
     assert "= 0.28125$" in text["task1-md"].source
     triplet = triplet_spec().cases[0]
     assert triplet.args[0].tolist() == [0.25, 1.0, 0.5, 0.75]
