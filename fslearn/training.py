@@ -476,8 +476,9 @@ def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: P
     defaults = {name: p.default for name, p in signature.items()
                 if p.default is not inspect.Parameter.empty}
     saved_hparams = checkpoint.metadata.get("hparams", built)
-    saved_hparams = {**{k: v for k, v in json.loads(json.dumps(defaults, default=str)).items()
-                        if k in built and k not in saved_hparams}, **saved_hparams}
+    missing = (built.keys() - saved_hparams.keys()) & defaults.keys()
+    saved_hparams = {**{k: json.loads(json.dumps(defaults[k], default=str)) for k in missing},
+                     **saved_hparams}
     if saved_hparams != built:
         changed = {k: (saved_hparams.get(k), built.get(k))
                    for k in sorted(set(saved_hparams) | set(built))
