@@ -347,30 +347,29 @@ def _distinct(mistakes: tuple[Mistake, ...], cases: tuple[Case, ...],
     return tuple(kept)
 
 
-def contrastive_spec() -> FunctionSpec:
-    """The spec of ``contrastive_loss`` (cases, reference and typical mistakes)."""
+def _loss_spec(name: str, reference: Callable[..., Tensor], cases: tuple[Case, ...],
+               mistakes: tuple[Mistake, ...], over: str) -> FunctionSpec:
     return FunctionSpec(
-        name="contrastive_loss",
-        reference=_reference_contrastive,
-        cases=_contrastive_cases(),
-        mistakes=_distinct(CONTRASTIVE_MISTAKES, _contrastive_cases(), _reference_contrastive),
-        returns="one number, the mean loss over the pairs",
+        name=name,
+        reference=reference,
+        cases=cases,
+        mistakes=_distinct(mistakes, cases, reference),
+        returns=f"one number, the mean loss over the {over}",
         error_hint=_error_hint,
         output_check=_scalar_check,
     )
+
+
+def contrastive_spec() -> FunctionSpec:
+    """The spec of ``contrastive_loss`` (cases, reference and typical mistakes)."""
+    return _loss_spec("contrastive_loss", _reference_contrastive, _contrastive_cases(),
+                      CONTRASTIVE_MISTAKES, "pairs")
 
 
 def triplet_spec() -> FunctionSpec:
     """The spec of ``triplet_loss`` (cases, reference and typical mistakes)."""
-    return FunctionSpec(
-        name="triplet_loss",
-        reference=_reference_triplet,
-        cases=_triplet_cases(),
-        mistakes=_distinct(TRIPLET_MISTAKES, _triplet_cases(), _reference_triplet),
-        returns="one number, the mean loss over the triplets",
-        error_hint=_error_hint,
-        output_check=_scalar_check,
-    )
+    return _loss_spec("triplet_loss", _reference_triplet, _triplet_cases(), TRIPLET_MISTAKES,
+                      "triplets")
 
 
 def check_siamese_losses(contrastive_loss: Callable[[Tensor, Tensor, float], Tensor] | None = None,
