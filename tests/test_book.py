@@ -186,7 +186,15 @@ TOC_DOCS = _toc_docs()
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the book once (warnings are errors) and return its HTML folder."""
+    """Build the book once (warnings are errors) and return its HTML folder.
+
+    ``FSLEARN_BOOK_HTML=path/to/_build/html`` checks an existing build instead (for instance an
+    older commit's, to see that a new check would have caught a slip there).
+    """
+    if prebuilt := os.environ.get("FSLEARN_BOOK_HTML"):
+        html_dir = Path(prebuilt)
+        assert (html_dir / "index.html").is_file(), f"{prebuilt} (FSLEARN_BOOK_HTML): no index.html"
+        return html_dir
     out = tmp_path_factory.mktemp("book")
     env = dict(os.environ, FSLEARN_VENV=sys.prefix, PYTHONDONTWRITEBYTECODE="1")
     command = ["bash", str(ROOT / "tools" / "build_book.sh"), "--path-output", str(out)]
@@ -393,6 +401,7 @@ class PageReport:
     broken_images: list[str]
     widgets: int
     problems: list[str]
+    reader: dict[str, Any]
 
 
 _IMAGES_SETTLED = """async () => {
@@ -413,6 +422,43 @@ _MATH_READY = """async () => {
   return true;
 }"""
 _WIDGET_ROOTS = "document.querySelectorAll('.widget-subarea > .jupyter-widgets').length"
+# What a reader would see wrong on a page, each a list of short descriptions (see the tests
+# below): Markdown tables left as text, display equations wider than their box, images
+# stretched beyond their pixels, reprs of Python objects in outputs; and the page's links and
+# text, for the checks on the exercises each chapter points to.
+_READER_CHECKS = r"""() => {
+  const article = document.querySelector('article.bd-article') || document.body;
+  const code = 'pre, code, .cell_input, mjx-container, script, style, .highlight';
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT, {
+    acceptNode: (node) => node.parentElement.closest(code)
+        ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT,
+  });
+  const rawTables = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    // A table's delimiter row, as Markdown writes it (the typographer may turn --- into a dash).
+    if (/\|\s*:?[-\u2013\u2014]+:?\s*\|/.test(node.textContent)) {
+      rawTables.push(node.textContent.trim().slice(0, 80));
+    }
+  }
+  const wideEquations = [...article.querySelectorAll('mjx-container[display="true"]')]
+    .filter((box) => box.scrollWidth > box.clientWidth + 1
+                     || box.getBoundingClientRect().width > article.clientWidth + 1)
+    .map((box) => `${(box.getAttribute('aria-label') || box.textContent).slice(0, 60)} `
+                  + `(${box.scrollWidth} px in ${box.clientWidth} px)`);
+  const enlargedImages = [...article.querySelectorAll('img')]
+    .filter((img) => img.naturalWidth > 0 && !/\.svg$/i.test(img.getAttribute('src') || '')
+                     && (img.clientWidth > img.naturalWidth + 1
+                         || img.clientHeight > img.naturalHeight + 1))
+    .map((img) => `${(img.getAttribute('src') || '').slice(-40)}: ${img.naturalWidth}x`
+                  + `${img.naturalHeight} px shown at ${img.clientWidth}x${img.clientHeight}`);
+  const outputs = [...article.querySelectorAll('.cell_output')].map((el) => el.innerText);
+  const reprs = outputs.flatMap((text) => text.match(/<[^<>\n]* at 0x[0-9a-fA-F]+>/g) || []);
+  return {
+    rawTables, wideEquations, enlargedImages, reprs,
+    links: [...article.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')),
+    text: article.innerText,
+  };
+}"""
 
 
 def _visit(
@@ -504,6 +550,7 @@ def _visit(
             broken_images=broken,
             widgets=counts["widgets"],
             problems=sorted(set(problems)),
+            reader=page.evaluate(_READER_CHECKS),
         )
     finally:
         context.close()
@@ -514,10 +561,23 @@ def book_title() -> str:
     return str(yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"])
 
 
+@pytest.fixture(scope="module")
+def page_reports(browser: Any, book_server: str) -> Any:
+    """``report(doc)``: the page of ``doc`` as the browser showed it, visited once per module."""
+    reports: dict[str, PageReport] = {}
+
+    def report(doc: str) -> PageReport:
+        if doc not in reports:
+            reports[doc] = _visit(browser, book_server, f"{doc}.html", _expectations(doc))
+        return reports[doc]
+
+    return report
+
+
 @pytest.mark.parametrize("doc", TOC_DOCS)
-def test_page_in_browser(doc: str, browser: Any, book_server: str, book_title: str) -> None:
+def test_page_in_browser(doc: str, page_reports: Any, book_title: str) -> None:
     expect = _expectations(doc)
-    report = _visit(browser, book_server, f"{doc}.html", expect)
+    report = page_reports(doc)
     failures = list(report.problems)
 
     if expect.title not in report.title:
@@ -568,3 +628,86 @@ def test_generated_page_in_browser(page: str, browser: Any, book_server: str) ->
         failures.append(f"images not loaded: {report.broken_images}")
     if failures:
         pytest.fail(f"{page}:\n  " + "\n  ".join(failures), pytrace=False)
+
+
+# --------------------------------------------------------------------------------------------
+# What a reader sees: each check below names the page and what is wrong on it.
+
+
+def _fail_on(doc: str, what: str, found: list[str], fix: str) -> None:
+    if found:
+        more = f"\n  ... {len(found) - 10} more" if len(found) > 10 else ""
+        listed = "\n  ".join(found[:10]) + more
+        pytest.fail(f"{doc}.html: {what}:\n  {listed}\n{fix}", pytrace=False)
+
+
+@pytest.mark.parametrize("doc", TOC_DOCS)
+def test_tables_render_as_tables(doc: str, page_reports: Any) -> None:
+    _fail_on(doc, "Markdown tables shown as text", page_reports(doc).reader["rawTables"],
+             "A displayed Markdown table needs GitHub-flavoured Markdown "
+             "(nb_render_markdown_format in _config.yml) and a blank line before it.")
+
+
+@pytest.mark.parametrize("doc", TOC_DOCS)
+def test_display_equations_fit_the_page(doc: str, page_reports: Any) -> None:
+    _fail_on(doc, "display equations wider than the page (cut or behind a scrollbar)",
+             page_reports(doc).reader["wideEquations"],
+             "Split the equation over lines (an aligned or split environment).")
+
+
+@pytest.mark.parametrize("doc", TOC_DOCS)
+def test_images_are_not_shown_larger_than_their_pixels(doc: str, page_reports: Any) -> None:
+    _fail_on(doc, "images stretched beyond their natural size (blurry)",
+             page_reports(doc).reader["enlargedImages"],
+             "Draw them with fslearn.plotting's book style (figures at the page's width, widget "
+             "pictures at twice their displayed resolution).")
+
+
+@pytest.mark.parametrize("doc", TOC_DOCS)
+def test_no_python_object_repr_in_outputs(doc: str, page_reports: Any) -> None:
+    _fail_on(doc, "outputs that show a Python object's repr", page_reports(doc).reader["reprs"],
+             "End the cell with `;` or assign the value (e.g. `_ = torch.manual_seed(0)`).")
+
+
+def _chapter_number(doc: str) -> int | None:
+    match = re.fullmatch(r"book/chapters/(\d+)_[^/]+", doc)
+    return int(match.group(1)) if match else None
+
+
+def _exercises_of(chapter: int) -> list[str]:
+    """The student notebooks of a chapter: ``exercises/CC_K_name.ipynb`` (chapter CC)."""
+    return sorted(path.name for path in (ROOT / "exercises").glob(f"{chapter:02d}_*_*.ipynb"))
+
+
+def test_exercises_are_numbered_by_chapter() -> None:
+    """Every student notebook is ``CC_K_name.ipynb``: chapter CC, its K-th exercise, and a
+    solution of the same name; so a chapter's exercises sort together."""
+    notebooks = sorted(path.name for path in (ROOT / "exercises").glob("*.ipynb"))
+    assert notebooks, "no exercise notebooks in exercises/"
+    chapters = {_chapter_number(doc) for doc in TOC_DOCS} - {None}
+    for name in notebooks:
+        match = re.fullmatch(r"(\d\d)_(\d+)_[a-z0-9_]+\.ipynb", name)
+        assert match, f"exercises/{name}: name it CC_K_topic.ipynb (chapter CC, exercise K)"
+        assert int(match.group(1)) in chapters, f"exercises/{name}: no chapter {match.group(1)}"
+        assert (ROOT / "exercises" / "solutions" / name).is_file(), f"no solutions/{name}"
+
+
+@pytest.mark.parametrize("doc", [doc for doc in TOC_DOCS if _chapter_number(doc) is not None])
+def test_chapter_points_to_its_exercises(doc: str, page_reports: Any) -> None:
+    """A chapter that is a notebook ends by pointing to its exercises, by file name, with a link
+    to the exercises page; placeholders (.md) are exempt until they are written."""
+    chapter = _chapter_number(doc)
+    assert chapter is not None
+    exercises = _exercises_of(chapter)
+    if _source(doc).suffix != ".ipynb" and not exercises:
+        pytest.skip(f"{doc} is a placeholder without exercises")
+    assert exercises, f"chapter {chapter} ({doc}) has no exercise in exercises/{chapter:02d}_K_*"
+    reader = page_reports(doc).reader
+    missing = [name for name in exercises if name not in reader["text"]]
+    linked = any(re.search(r"(^|/)exercises\.html", href) for href in reader["links"])
+    problems = [f"names no {name}" for name in missing]
+    problems += [] if linked else ["has no link to the exercises page (book/exercises.md)"]
+    problems += [] if "Try it yourself" in reader["text"] else ["has no 'Try it yourself' pointer"]
+    _fail_on(doc, f"chapter {chapter} does not lead to its exercises", problems,
+             "End the chapter with a 'Try it yourself' paragraph naming each exercise and "
+             "linking {doc}`../exercises`.")
