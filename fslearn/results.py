@@ -9,6 +9,10 @@ STANDARD_SETTINGS: tuple[tuple[int, int], ...] = ((5, 1), (5, 5), (20, 1), (20, 
 
 #: method name -> {(n_way, k_shot): test accuracy on Omniglot, Vinyals protocol}
 PAPER_RESULTS: dict = {
+    # Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), Table 1, "Pixels": nearest
+    # neighbour on raw pixels with a cosine distance, nothing learned (fslearn's pixel baseline
+    # uses the squared Euclidean distance)
+    "pixels": {(5, 1): 0.417, (5, 5): 0.632, (20, 1): 0.267, (20, 5): 0.426},
     # Snell, Swersky and Zemel (2017), Table 1, Euclidean distance, trained 60-way.
     "protonet": {(5, 1): 0.988, (5, 5): 0.997, (20, 1): 0.960, (20, 5): 0.989},
     # Finn, Abbeel and Levine (2017), Table 1 (batch statistics at test time, as fslearn's MAML)
@@ -68,6 +72,8 @@ PAPER_RESULTS: dict = {
         "Algorithms (Omniglot, transductive)",
         "metasgd": "Li, Zhou, Chen and Li (2017), Meta-SGD: Learning to Learn Quickly for "
         "Few-Shot Learning (Omniglot)",
+        "pixels": "Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), Matching "
+        "Networks for One Shot Learning, NeurIPS, Table 1 (Omniglot, \"Pixels\", cosine distance)",
         "matchingnet": "Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), "
         "Matching Networks for One Shot Learning, NeurIPS, Table 1 (Omniglot)",
         "relationnet": "Sung, Yang, Zhang, Xiang, Torr and Hospedales (2018), Learning to "

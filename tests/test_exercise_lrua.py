@@ -1,4 +1,4 @@
-"""Exercise 4, LRUA: the checker ``fslearn.exercises.check_lrua`` and its notebooks.
+"""Exercise 6.1, LRUA: the checker ``fslearn.exercises.check_lrua`` and its notebooks.
 
 The checker must accept the solution notebook's functions and other right answers, say "not done
 yet" for the stub, give every typical wrong answer its specific hint, and report exceptions. The
@@ -26,7 +26,7 @@ from fslearn.methods.mann import lrua_write_weights as ref_write
 from fslearn.methods.mann import update_usage as ref_usage
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME = "04_lrua_write_weights.ipynb"
+NAME = "06_1_lrua_write_weights.ipynb"
 SOLUTION = ROOT / "exercises" / "solutions" / NAME
 STUDENT = ROOT / "exercises" / NAME
 SPECS = {"update_usage": update_usage_spec, "least_used": least_used_spec,
@@ -375,7 +375,7 @@ def test_use_hands_back_the_reference_until_the_function_passes(
     assert result.use(least_used) is ref_least_used
     assert "`least_used` has not passed the check yet" in capsys.readouterr().out
     mine = np.asarray  # not one of the exercise's functions
-    with pytest.raises(ValueError, match="not one of the functions of 'LRUA'"):
+    with pytest.raises(ValueError, match="not one of the functions of 'exercise 6.1, the LRUA write weights'"):
         result.use(mine)
 
 

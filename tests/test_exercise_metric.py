@@ -1,4 +1,4 @@
-"""Exercises 5, 6 and 7 (metric methods): the checkers ``check_siamese_losses``,
+"""Exercises 4.1, 6 and 7 (metric methods): the checkers ``check_siamese_losses``,
 ``check_matching_attention`` and ``check_cosine_classifier``, and their notebooks.
 
 Each checker must accept the solution notebook's functions and other right answers, say "not
@@ -42,8 +42,8 @@ from fslearn.methods.siamese import contrastive_loss as ref_contrastive
 from fslearn.methods.siamese import triplet_loss as ref_triplet
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = {"siamese": "05_siamese_losses.ipynb", "matching": "06_matching_attention.ipynb",
-             "cosine": "07_cosine_classifier.ipynb"}
+NOTEBOOKS = {"siamese": "04_1_siamese_losses.ipynb", "matching": "04_2_matching_attention.ipynb",
+             "cosine": "03_1_cosine_classifier.ipynb"}
 SPECS: dict[str, Callable[[], FunctionSpec]] = {
     "contrastive_loss": contrastive_spec, "triplet_loss": triplet_spec,
     "attention": attention_spec, "predict": predict_spec, "cosine_logits": cosine_logits_spec}
@@ -87,7 +87,8 @@ def test_solution_notebook_functions_pass(capsys: pytest.CaptureFixture[str]) ->
     cosine = solution_namespace("cosine")
     result = check_cosine_classifier(cosine["cosine_logits"], quiet=True)
     assert result.passed and result.message == (
-        "Correct: `cosine_logits` agrees with the reference on all 4 test cases.")
+        "Correct: `cosine_logits` agrees with the reference on all 4 test cases.\n\n"
+        "[exercise 3.1, Baseline++'s cosine classifier]")
     for exercise, names in [("siamese", ["contrastive_loss", "triplet_loss"]),
                             ("matching", ["attention", "predict"])]:
         for name in names:  # one at a time, as the notebooks' checker cells do

@@ -73,7 +73,7 @@ def solution_functions(name: str) -> dict[str, Any]:
 
 
 def test_solution_of_exercise_1_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    functions = solution_functions("01_confidence_interval.ipynb")
+    functions = solution_functions("01_1_confidence_interval.ipynb")
     capsys.readouterr()
     result = check_confidence_interval(functions["confidence_interval95"])
     assert result.passed and result.status == "passed"
@@ -82,7 +82,7 @@ def test_solution_of_exercise_1_passes(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_solution_of_exercise_2_passes() -> None:
-    functions = solution_functions("02_prototypes.ipynb")
+    functions = solution_functions("02_1_prototypes.ipynb")
     result = check_prototypes(functions["prototypes"], functions["squared_distances"],
                               quiet=True)
     assert result.passed, result.message
@@ -258,7 +258,7 @@ def test_a_dropped_tasks_axis_gets_a_shape_hint() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise 3: MAML's inner step
+# Exercise 5.1: MAML's inner step
 
 Params = dict[str, Tensor]
 
@@ -289,7 +289,7 @@ def _check_maml(step: Any = right_step, meta: Any = right_meta_gradient,
 
 
 def test_solution_of_exercise_3_passes() -> None:
-    functions = solution_functions("03_maml_inner_step.ipynb")
+    functions = solution_functions("05_1_maml_inner_step.ipynb")
     result = check_maml_inner_step(functions["inner_step"],
                                    functions["first_order_meta_gradient"],
                                    functions["reptile_update"], quiet=True)
@@ -717,7 +717,7 @@ def test_check_notices_an_edited_solution(tmp_path: Path,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     monkeypatch.setattr(make_exercises, "EXERCISES", exercises)
     monkeypatch.setattr(make_exercises, "SOLUTIONS", exercises / "solutions")
-    names = ["01_confidence_interval.ipynb"]
+    names = ["01_1_confidence_interval.ipynb"]
     assert make_exercises.check(names) == []
 
     path = exercises / "solutions" / names[0]

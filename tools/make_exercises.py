@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate the student notebooks of the exercises from their solution notebooks, and run both.
 
-The solution notebook ``exercises/solutions/NN_name.ipynb`` is the single source of an exercise.
+The solution notebook ``exercises/solutions/CC_K_name.ipynb`` (chapter CC, exercise K) is the single source of an exercise.
 Its gap cells are tagged ``solution`` and mark the code to take out::
 
     def confidence_interval95(accuracies):
@@ -10,7 +10,7 @@ Its gap cells are tagged ``solution`` and mark the code to take out::
         ...the answer...
         # END SOLUTION
 
-The student notebook ``exercises/NN_name.ipynb`` is the same notebook with every marked region
+The student notebook ``exercises/CC_K_name.ipynb`` is the same notebook with every marked region
 replaced by ``raise NotImplementedError("Write your code here")`` (at the region's indentation)
 and without the cells tagged ``solution-only``. A region must be indented (a function's body):
 then the student notebook still runs from top to bottom, the checkers reporting "not done yet".
@@ -23,7 +23,7 @@ stored outputs belong to the current sources.
 Usage, from anywhere (with the project's virtual environment)::
 
     .venv/bin/python tools/make_exercises.py            # regenerate and execute every exercise
-    .venv/bin/python tools/make_exercises.py 02         # only the exercises whose name starts so
+    .venv/bin/python tools/make_exercises.py 02         # only the exercises whose name starts so (e.g. 04: chapter 4)
     .venv/bin/python tools/make_exercises.py --check    # exit 1 if anything is out of date
 """
 

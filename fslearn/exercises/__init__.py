@@ -13,21 +13,21 @@ comparing with wrong variants; exceptions are reported, never raised). It return
 
 Exercises:
 
-* :func:`check_confidence_interval`: ``confidence_interval95(accuracies)`` (exercise 1).
+* :func:`check_confidence_interval`: ``confidence_interval95(accuracies)`` (exercise 1.1).
 * :func:`check_prototypes`: ``prototypes(support_z, support_y, n_way)`` and
-  ``squared_distances(query_z, centres)`` (exercise 2).
+  ``squared_distances(query_z, centres)`` (exercise 2.1).
 * :func:`check_maml_inner_step`: ``inner_step(params, loss_fn, alpha, first_order)``,
   ``first_order_meta_gradient(params, adapted, query_loss)`` and
-  ``reptile_update(theta, phis, epsilon)`` (exercise 3).
+  ``reptile_update(theta, phis, epsilon)`` (exercise 5.1).
 * :func:`check_lrua`: ``update_usage(usage, read_weights, write_weights, gamma)``,
   ``least_used(usage, n)`` and ``lrua_write_weights(gate, prev_read_weights, prev_least_used)``
-  (exercise 4), each checked on its own: ``check_lrua(least_used=least_used)``.
+  (exercise 6.1), each checked on its own: ``check_lrua(least_used=least_used)``.
 * :func:`check_siamese_losses`: ``contrastive_loss(distance, same, margin)`` and
-  ``triplet_loss(positive_distance, negative_distance, margin)`` (exercise 5), each checked on
+  ``triplet_loss(positive_distance, negative_distance, margin)`` (exercise 4.1), each checked on
   its own.
 * :func:`check_matching_attention`: ``attention(query_z, support_z)`` and
-  ``predict(attention, support_y, n_way)`` (exercise 6), each checked on its own.
-* :func:`check_cosine_classifier`: ``cosine_logits(z, weight, scale)`` (exercise 7).
+  ``predict(attention, support_y, n_way)`` (exercise 4.2), each checked on its own.
+* :func:`check_cosine_classifier`: ``cosine_logits(z, weight, scale)`` (exercise 3.1).
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
 """

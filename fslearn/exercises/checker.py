@@ -103,7 +103,7 @@ class FunctionSpec:
         call: how to run a function (the student's, the reference or a mistake's variant) on a
             case's arguments and get what is compared, ``call(function, args)``; None:
             ``function(*args)``. An exercise sets it when what matters is not the plain return
-            value: exercise 3 compares the adapted parameters *and* the meta-gradient that
+            value: exercise 5.1 compares the adapted parameters *and* the meta-gradient that
             flows back through the student's inner step. It receives fresh copies of the
             arguments (dicts of tensors included), so the in-place check still sees them.
         output_check: what the comparison cannot see, such as the dtype (the values are compared
@@ -169,6 +169,7 @@ class CheckResult:
     """The verdict of an exercise's checker: ``passed`` and ``message``, and one verdict per
     function. Its plain-text form is ``message``; in Jupyter it renders in colour."""
 
+    #: the exercise, numbered by chapter as the notebooks are, e.g. "exercise 4.1, Siamese losses"
     exercise: str
     verdicts: tuple[FunctionVerdict, ...]
 
@@ -191,7 +192,8 @@ class CheckResult:
         text = "\n\n".join(verdict.message for verdict in self.verdicts)
         if self.passed and len(self.verdicts) > 1:
             text += "\n\nAll the functions of this exercise are right: well done!"
-        return text
+        # The last line names the exercise, numbered by chapter as in the book (``4.1``).
+        return f"{text}\n\n[{self.exercise}]"
 
     @property
     def mistakes(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Exercise 1: the half-width of the 95% confidence interval of a mean accuracy.
+"""Exercise 1.1: the half-width of the 95% confidence interval of a mean accuracy.
 
 The student writes ``confidence_interval95(accuracies)``, the reference being
 :func:`fslearn.evaluation.confidence_interval95`: ``1.96 * s / sqrt(E)`` with ``s`` the sample
@@ -180,5 +180,5 @@ def check_confidence_interval(confidence_interval95: Callable[[Tensor], float], 
         The :class:`~fslearn.exercises.checker.CheckResult`: ``passed``, ``message``, the keys
         of recognised ``mistakes``, and ``use(function)`` for the cells that follow.
     """
-    return check_functions("confidence interval", [confidence_interval_spec()],
+    return check_functions("exercise 1.1, the confidence interval", [confidence_interval_spec()],
                            [confidence_interval95], quiet=quiet)

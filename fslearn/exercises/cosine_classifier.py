@@ -1,4 +1,4 @@
-r"""Exercise 7, the cosine classifier of Baseline++ (Chen et al., 2019): ``cosine_logits``.
+r"""Exercise 3.1, the cosine classifier of Baseline++ (Chen et al., 2019): ``cosine_logits``.
 
 ``cosine_logits(z, weight, scale)`` gets embeddings ``z`` ``[..., n, D]``, one weight vector per
 class ``weight`` ``[..., C, D]`` (leading axes broadcast with ``z``'s) and the scale
@@ -193,5 +193,5 @@ def check_cosine_classifier(cosine_logits: Callable[[Tensor, Tensor, float], Ten
     Returns:
         The :class:`~fslearn.exercises.checker.CheckResult`.
     """
-    return check_functions("Baseline++'s cosine classifier", [cosine_logits_spec()],
+    return check_functions("exercise 3.1, Baseline++'s cosine classifier", [cosine_logits_spec()],
                            [cosine_logits], quiet=quiet)

@@ -1,4 +1,4 @@
-r"""Exercise 4, the LRUA write weights of a memory-augmented network (Santoro et al. 2016):
+r"""Exercise 6.1, the LRUA write weights of a memory-augmented network (Santoro et al. 2016):
 ``update_usage``, ``least_used`` and ``lrua_write_weights``.
 
 The references are the package's pure functions of :mod:`fslearn.methods.mann`, with its shapes:
@@ -510,7 +510,7 @@ def check_lrua(update_usage: Callable[..., Any] | None = None,
     Raises:
         TypeError: when no function is given.
     """
-    return check_given("check_lrua", "LRUA", [
+    return check_given("check_lrua", "exercise 6.1, the LRUA write weights", [
         ("update_usage", update_usage_spec, update_usage),
         ("least_used", least_used_spec, least_used),
         ("lrua_write_weights", write_weights_spec, lrua_write_weights)], quiet=quiet)

@@ -1,4 +1,4 @@
-r"""Exercise 3, MAML's inner step: ``inner_step``, ``first_order_meta_gradient`` and
+r"""Exercise 5.1, MAML's inner step: ``inner_step``, ``first_order_meta_gradient`` and
 ``reptile_update``.
 
 The tasks are tiny (a 2-class linear model or a 2-3-2 MLP on a handful of 2-D points, float64),
@@ -438,6 +438,6 @@ def check_maml_inner_step(inner_step: Callable[..., Any],
         The :class:`~fslearn.exercises.checker.CheckResult`, one verdict per function.
     """
     return check_functions(
-        "maml_inner_step",
+        "exercise 5.1, MAML's inner step",
         [inner_step_spec(), first_order_meta_gradient_spec(), reptile_update_spec()],
         [inner_step, first_order_meta_gradient, reptile_update], quiet=quiet)

@@ -1,4 +1,4 @@
-r"""Exercise 6, the attention of Matching Networks (Vinyals et al., 2016): ``attention`` and
+r"""Exercise 4.2, the attention of Matching Networks (Vinyals et al., 2016): ``attention`` and
 ``predict``.
 
 * ``attention(query_z, support_z)``: float ``[tasks, n_query, D]`` and ``[tasks, n_support, D]``
@@ -376,6 +376,6 @@ def check_matching_attention(attention: Callable[[Tensor, Tensor], Tensor] | Non
     Raises:
         TypeError: when no function is given.
     """
-    return check_given("check_matching_attention", "Matching Networks' attention", [
+    return check_given("check_matching_attention", "exercise 4.2, Matching Networks' attention", [
         ("attention", attention_spec, attention), ("predict", predict_spec, predict)],
         quiet=quiet)

@@ -1,4 +1,4 @@
-"""Exercise 2: class prototypes and squared Euclidean distances (Prototypical Networks).
+"""Exercise 2.1: class prototypes and squared Euclidean distances (Prototypical Networks).
 
 The student writes ``prototypes(support_z, support_y, n_way)`` and
 ``squared_distances(query_z, centres)``; the references are
@@ -299,5 +299,6 @@ def check_prototypes(prototypes: Callable[[Tensor, Tensor, int], Tensor],
     Returns:
         The :class:`~fslearn.exercises.checker.CheckResult`, one verdict per function.
     """
-    return check_functions("prototypes", [prototypes_spec(), distances_spec()],
+    return check_functions("exercise 2.1, prototypes and distances",
+                           [prototypes_spec(), distances_spec()],
                            [prototypes, squared_distances], quiet=quiet)

@@ -1,4 +1,4 @@
-r"""Exercise 5, the distance losses of Siamese networks: the contrastive loss (Hadsell, Chopra and
+r"""Exercise 4.1, the distance losses of Siamese networks: the contrastive loss (Hadsell, Chopra and
 LeCun, 2006) and the triplet loss (Schroff, Kalenichenko and Philbin, 2015).
 
 The references are :func:`fslearn.methods.siamese.contrastive_loss` and
@@ -395,6 +395,6 @@ def check_siamese_losses(contrastive_loss: Callable[[Tensor, Tensor, float], Ten
     Raises:
         TypeError: when no function is given.
     """
-    return check_given("check_siamese_losses", "Siamese losses", [
+    return check_given("check_siamese_losses", "exercise 4.1, the Siamese losses", [
         ("contrastive_loss", contrastive_spec, contrastive_loss),
         ("triplet_loss", triplet_spec, triplet_loss)], quiet=quiet)
