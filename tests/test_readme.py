@@ -1,0 +1,47 @@
+"""The README's tables of figures are generated from the shipped files and cannot drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location(
+        "readme_tables", ROOT / "tools" / "readme_tables.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["readme_tables"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_tables_match_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _tool().main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_check_names_a_table_that_drifted() -> None:
+    tool = _tool()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    drifted = text.replace(
+        "| `maml-omniglot-20way` | 600 x 16 | 83.49", "| `maml-omniglot-20way` | 600 x 16 | 85.00"
+    )
+    assert drifted != text, "the README no longer shows the 20-way MAML row this test edits"
+    _, changed = tool.render(drifted)
+    assert changed == ["maml-20way-checkpoints"]
+
+
+def test_a_missing_marker_is_refused() -> None:
+    tool = _tool()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    without = text.replace(
+        "<!-- generated: mann-benchmark (python tools/readme_tables.py) -->\n", ""
+    )
+    with pytest.raises(SystemExit, match="lacks the markers of mann-benchmark"):
+        tool.render(without)

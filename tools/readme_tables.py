@@ -1,0 +1,220 @@
+#!/usr/bin/env python
+"""Write the README's tables of figures from the files they come from, so they cannot drift.
+
+Each generated table sits between two marker lines in README.md::
+
+    <!-- generated: NAME (python tools/readme_tables.py) -->
+    | ... the table ... |
+    <!-- end generated -->
+
+and is made from the shipped checkpoints' ``checkpoint.json`` / ``results.json``
+(``fslearn/pretrained/``) or a benchmark's results (``benchmarks/results/``).
+
+Usage, from anywhere::
+
+    python tools/readme_tables.py           # rewrite the tables in README.md
+    python tools/readme_tables.py --check   # exit 1, naming the tables, if README.md differs
+
+The tests run ``--check`` (tests/test_readme.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PRETRAINED = ROOT / "fslearn" / "pretrained"
+BENCHMARKS = ROOT / "benchmarks" / "results"
+SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
+_BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) \(python tools/readme_tables\.py\) -->\n)"
+                    r"(?P<body>.*?)(<!-- end generated -->)", re.DOTALL)
+
+
+def _load(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    folder = PRETRAINED / name
+    record = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
+    return record, json.loads((folder / "results.json").read_text(encoding="utf-8"))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def _by_setting(results: dict[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
+    return {(row["n_way"], row["k_shot"]): row for row in results["results"]}
+
+
+def _percent(row: dict[str, Any] | None, digits: int = 2) -> str:
+    if row is None:
+        return "-"
+    return f"{100 * row['accuracy']:.{digits}f} ± {100 * row['ci95']:.{digits}f}"
+
+
+def _paper(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def metric_table() -> str:
+    """Chapters 3-4: the transfer baselines and metric methods in the four settings."""
+    rows = []
+    for name in ("baseline-omniglot", "baselinepp-omniglot", "siamese-omniglot",
+                 "matchingnet-omniglot", "relationnet-omniglot"):
+        record, results = _load(name)
+        by_setting = _by_setting(results)
+        papers = [_paper(by_setting.get(s, {}).get("paper_accuracy")) for s in SETTINGS]
+        rows.append([f"`{name}`", f"{record['training_seconds'] / 60:.0f} min",
+                     *[_percent(by_setting.get(s)) for s in SETTINGS], " / ".join(papers)])
+    return _table(["checkpoint", "training", "5-way 1-shot", "5-way 5-shot", "20-way 1-shot",
+                   "20-way 5-shot", "paper"], rows)
+
+
+def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
+    rows = []
+    for name in names:
+        record, results = _load(name)
+        by_setting = _by_setting(results)
+        cells = []
+        for k_shot in (1, 5):
+            row = by_setting.get((n_way, k_shot))
+            cells += [_percent(row), _paper(row.get("paper_accuracy") if row else None)]
+        rows.append([f"`{name}`", f"{record['episode']} x {record['config']['tasks']}", *cells])
+    return _table(["checkpoint", "outer steps x tasks", f"{n_way}-way 1-shot", "paper",
+                   f"{n_way}-way 5-shot", "paper"], rows)
+
+
+def maml_5way_table() -> str:
+    """Chapter 5: the 5-way inner-loop checkpoints."""
+    return _inner_loop_table(("maml-omniglot-5way", "fomaml-omniglot-5way",
+                              "metasgd-omniglot-5way", "anil-omniglot-5way",
+                              "reptile-omniglot-5way"), 5)
+
+
+def maml_20way_table() -> str:
+    """Chapter 5: the 20-way MAML."""
+    return _inner_loop_table(("maml-omniglot-20way",), 20)
+
+
+def sinusoid_table() -> str:
+    """Chapter 5: Finn et al.'s sinusoid regression, MSE after 1, 5 and 10 steps."""
+    rows = []
+    for name, label in (("maml-sinusoid", "MAML"), ("pretrained-sinusoid", "pretrained")):
+        _, results = _load(name)
+        by_steps = {row["steps"]: row for row in results["results"]}
+        steps = sorted(by_steps)
+        rows.append([f"{label}, fslearn", *[f"{by_steps[s]['mse']:.3f} ± {by_steps[s]['ci95']:.3f}"
+                                           for s in steps]])
+        rows.append([f"{label}, paper", *[f"{by_steps[s]['paper_mse']:g}" for s in steps]])
+    return _table(["K = 5, MSE", "1 step", "5 steps", "10 steps"], rows)
+
+
+def mann_table() -> str:
+    """Chapter 6: accuracy by presentation of the MANN and its LSTM, beside Santoro et al."""
+    presentations = (1, 2, 3, 4, 5, 10)
+    ordinals = {1: "1st", 2: "2nd", 3: "3rd"}
+    rows = []
+    for name, label in (("mann-omniglot", "MANN"), ("lstm-omniglot", "LSTM")):
+        record, results = _load(name)
+        by_presentation = {row["presentation"]: row for row in results["results"]}
+        chosen = [by_presentation[p] for p in presentations]
+        rows.append([f"`{name}`", f"{record['episode']:,} x {record['config']['tasks']}",
+                     f"{record['training_seconds'] / 3600:.1f} h",
+                     *[_percent(row, digits=1) for row in chosen]])
+        rows.append([f"{label}, Santoro et al.", "", "", *[_paper(row["paper_accuracy"])
+                                                          for row in chosen]])
+    return _table(["checkpoint", "steps x episodes", "training",
+                   *[ordinals.get(p, f"{p}th") for p in presentations]], rows)
+
+
+def _benchmark(name: str) -> dict[str, Any]:
+    return json.loads((BENCHMARKS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def maml_benchmark_table() -> str:
+    """MAML's two engines on the CPU (benchmarks/results/maml-cpu.json)."""
+    entries = {(e["inner_steps"], e["order"], e["engine"]): e
+               for e in _benchmark("maml-cpu")["results"]}
+    rows = []
+    configurations = sorted({(s, o) for s, o, _ in entries}, key=lambda k: (k[0], k[1] != "second"))
+    for steps, order in configurations:
+        loop, vmap = entries[(steps, order, "loop")], entries[(steps, order, "vmap")]
+        rows.append([f"{steps}, {order}", f"{loop['tasks_per_second']:.2f}",
+                     f"{vmap['tasks_per_second']:.2f}", f"{loop['peak_memory_gib']:.2f}",
+                     f"{vmap['peak_memory_gib']:.2f}"])
+    return _table(["inner steps, order", "loop tasks/s", "vmap tasks/s", "loop peak GiB",
+                   "vmap peak GiB"], rows)
+
+
+def mann_benchmark_table() -> str:
+    """A training step of the MANN and its LSTM (benchmarks/results/mann-cpu.json)."""
+    rows = [[entry["model"].upper(), str(entry["threads"]), f"{entry['ms_per_step']:.1f}",
+             f"{entry['steps_per_hour']:,}", f"{entry['sampler_ms_per_batch']:.1f}"]
+            for entry in _benchmark("mann-cpu")["results"]]
+    return _table(["model", "threads", "ms per step", "steps per hour", "sampler ms per batch"],
+                  rows)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "metric-checkpoints": metric_table,
+    "maml-5way-checkpoints": maml_5way_table,
+    "maml-20way-checkpoints": maml_20way_table,
+    "sinusoid-checkpoints": sinusoid_table,
+    "mann-checkpoints": mann_table,
+    "maml-benchmark": maml_benchmark_table,
+    "mann-benchmark": mann_benchmark_table,
+}
+
+
+def render(text: str) -> tuple[str, list[str]]:
+    """``text`` with every generated table rewritten, and the names of those that changed."""
+    changed: list[str] = []
+    seen: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in TABLES:
+            raise SystemExit(f"README.md names a generated table {name!r} that "
+                             f"tools/readme_tables.py does not make ({', '.join(TABLES)}).")
+        seen.add(name)
+        body = TABLES[name]()
+        if body != match.group("body"):
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    new_text = _BLOCK.sub(replace, text)
+    missing = sorted(set(TABLES) - seen)
+    if missing:
+        raise SystemExit(f"README.md lacks the markers of {', '.join(missing)}: add "
+                         f"'<!-- generated: NAME (python tools/readme_tables.py) -->' and "
+                         f"'<!-- end generated -->' around each.")
+    return new_text, changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a table in README.md is out of date")
+    args = parser.parse_args(argv)
+    text = README.read_text(encoding="utf-8")
+    new_text, changed = render(text)
+    if args.check:
+        if changed:
+            print(f"README.md is out of date in: {', '.join(changed)}. "
+                  f"Run: python tools/readme_tables.py", file=sys.stderr)
+            return 1
+        print(f"README.md: {len(TABLES)} generated tables up to date.")
+        return 0
+    README.write_text(new_text, encoding="utf-8")
+    print(f"README.md: rewrote {', '.join(changed) or 'nothing (all up to date)'}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
