@@ -439,7 +439,10 @@ def _validation(method: FewShotMethod,
         raise ValueError("Validation needs a FewShotDataset of classes; regression runs train "
                          "for a fixed number of episodes (val_every=0).")
     classes, k_shot = val_data, config.val_shot or config.k_shot
-    EpisodeSampler(classes, config.val_way, k_shot, config.val_query)
+    # Names the validation's own options (TrainingConfig fields and CLI flags): the training
+    # episodes' k_shot and n_query are not the ones to change when validation fails.
+    EpisodeSampler(classes, config.val_way, k_shot, config.val_query, option_names=(
+        "val_way (--val-way)", "val_shot (--val-shot)", "val_query (--val-query)"))
     return lambda model: evaluate(model, classes, config.val_way, k_shot, config.val_query,
                                    config.val_episodes, seed=config.seed, device=device)
 

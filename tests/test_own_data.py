@@ -139,6 +139,27 @@ def test_train_evaluate_predict_on_folders(drawings, omniglot_val, tmp_path, cap
     assert "--data DIR" in capsys.readouterr().err
 
 
+def test_small_validation_folder_names_the_val_option_at_fault(omniglot_val, tmp_path, capsys):
+    """The README's own-images command with a validation folder of 6 drawings per class: the
+    training episodes (--query 5) fit, the validation's default 15 queries do not, and the
+    message names --val-query, not the --shot/--query the student set."""
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    save_image_folder(_subset(omniglot_val, {c: slice(0, 6) for c in range(0, 40, 4)}),
+                      train_dir, invert=True)
+    save_image_folder(_subset(omniglot_val, {c: slice(0, 6) for c in range(1, 24, 4)}),
+                      val_dir, invert=True)
+    out = tmp_path / "run"
+    assert main(["train", "protonet", "--data", str(train_dir), "--val-data", str(val_dir),
+                 "--way", "5", "--shot", "1", "--query", "5", "--image-size", "28", "--invert",
+                 "--episodes", "4", "--out", str(out), "--no-progress"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1, errors
+    err = errors[0]
+    assert "val_shot (--val-shot) + val_query (--val-query) = 1 + 15 = 16" in err, err
+    assert "lower val_shot (--val-shot) or val_query (--val-query)" in err, err
+    assert not out.exists() or not any(out.iterdir()), "nothing half-written"
+
+
 def _write(path, array, mode):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array, mode).save(path)

@@ -125,6 +125,10 @@ class EpisodeSampler:
         n_query: query images per class.
         tasks: tasks per episode batch (the leading axis of every episode tensor).
         seed: episode ``i`` is a pure function of ``(seed, i)``.
+        option_names: what the error messages call ``n_way``, ``k_shot`` and ``n_query``: the
+            names of the options the caller took them from (e.g. the validation episodes'
+            ``--val-way``, ``--val-shot``, ``--val-query``), so that a message names the one to
+            change.
 
     Raises:
         ValueError: if the request cannot be met by the dataset (too many classes, or too few
@@ -139,8 +143,11 @@ class EpisodeSampler:
         n_query: int,
         tasks: int = 1,
         seed: int = 0,
+        *,
+        option_names: tuple[str, str, str] = ("n_way", "k_shot", "n_query"),
     ) -> None:
-        for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query),
+        way_name, shot_name, query_name = option_names
+        for name, value in ((way_name, n_way), (shot_name, k_shot), (query_name, n_query),
                             ("tasks", tasks)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -148,8 +155,9 @@ class EpisodeSampler:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if n_way > dataset.num_classes:
             raise ValueError(
-                f"n_way={n_way} classes per episode were requested, but {dataset.name} has only "
-                f"{dataset.num_classes} classes: lower n_way to at most {dataset.num_classes}."
+                f"{way_name}={n_way} classes per episode were requested, but {dataset.name} has "
+                f"only {dataset.num_classes} classes: lower {way_name} to at most "
+                f"{dataset.num_classes}."
             )
         table, counts = dataset.indices_by_class()
         needed = k_shot + n_query
@@ -157,10 +165,11 @@ class EpisodeSampler:
         if int(counts[smallest]) < needed:
             short = int((counts < needed).sum())
             raise ValueError(
-                f"k_shot + n_query = {k_shot} + {n_query} = {needed} images per class are needed, "
-                f"but class {dataset.class_names[smallest]!r} of {dataset.name} has only "
-                f"{int(counts[smallest])} images ({short} of {dataset.num_classes} classes have "
-                f"fewer than {needed}): lower k_shot or n_query, or leave those classes out."
+                f"{shot_name} + {query_name} = {k_shot} + {n_query} = {needed} images per class "
+                f"are needed, but class {dataset.class_names[smallest]!r} of {dataset.name} has "
+                f"only {int(counts[smallest])} images ({short} of {dataset.num_classes} classes "
+                f"have fewer than {needed}): lower {shot_name} or {query_name}, or leave those "
+                f"classes out."
             )
         self.dataset = dataset
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
