@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fslearn._modes import evaluation_mode
 from fslearn.data.episodes import Episode, EpisodeSampler
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.matching import MatchingNetwork
@@ -103,9 +104,7 @@ def matching_attention(model: MatchingNetwork, episode: Episode, task: int = 0) 
     episode = _check_image_episode(episode, "matching_attention")
     _check_int("task", task, 0, episode.tasks - 1)
     one = _one_task(episode, int(task))
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         device = next(iter(model.parameters())).device
         both = torch.cat([one.support_x[0], one.query_x[0]]).to(device)
         z = model.embed(both)
@@ -113,8 +112,6 @@ def matching_attention(model: MatchingNetwork, episode: Episode, task: int = 0) 
         support_g = model.support_embeddings(z[None, :n_support])
         query_f = model.query_embeddings(z[None, n_support:], support_g)
         return model.attention_logits(query_f, support_g)[0].softmax(dim=-1).cpu()
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -138,14 +135,10 @@ def method_probabilities(methods: Mapping[str, FewShotMethod], episode: Episode,
         if not isinstance(method, FewShotMethod):
             raise TypeError(f"methods[{name!r}] is a {type(method).__name__}, not a "
                             f"FewShotMethod")
-        was_training = method.training
-        method.eval()
-        try:
+        with evaluation_mode(method):
             device = next(iter(method.parameters()), torch.empty(0)).device
             scores = method(one.to(device))
             probabilities[name] = method.probabilities(scores)[0].cpu()
-        finally:
-            method.train(was_training)
     return probabilities
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fslearn._modes import evaluation_mode
 from fslearn.data.sequences import SequenceEpisode
 from fslearn.methods.mann import MANN, LSTMBaseline, correct_steps, least_used
 from fslearn.widgets._explorer import _check_int
@@ -171,16 +172,11 @@ def memory_trace(model: MANN, episode: SequenceEpisode, index: int = 0) -> Episo
     image_shape = _image_shape(episode)
     index = int(index)
     parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            # the whole batch, as training and evaluation run it: the least-used slots are an
-            # argsort of the usage, which a last-bit difference of a batch of one can reorder
-            logits, trace = model(episode.to(parameter.device), trace=True)
-            initial_usage = model.initial_state(1, parameter).usage
-    finally:
-        model.train(was_training)
+    with evaluation_mode(model), torch.no_grad():
+        # the whole batch, as training and evaluation run it: the least-used slots are an
+        # argsort of the usage, which a last-bit difference of a batch of one can reorder
+        logits, trace = model(episode.to(parameter.device), trace=True)
+        initial_usage = model.initial_state(1, parameter).usage
     one = _one_episode(episode, index)
     logits = logits[index : index + 1].cpu()
     usage = trace.usage[index].cpu()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fslearn._modes import evaluation_mode
 from fslearn.data.episodes import Episode
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod
@@ -76,15 +77,9 @@ def sinusoid_fits(
         query_x=x.reshape(1, -1, 1).float(), query_y=torch.zeros(1, x.numel(), 1),
         classes=torch.zeros(1, 2), n_way=1,
     ).to(device)
-    was_training, kept_steps = model.training, model.test_inner_steps
-    model.eval()
-    try:
-        model.test_inner_steps = int(steps)
-        with torch.no_grad():  # the inner loop still takes its gradient steps (torch.func.grad)
-            return model(episode).reshape(-1).cpu()
-    finally:
-        model.test_inner_steps = kept_steps
-        model.train(was_training)
+    # torch.no_grad: the inner loop still takes its gradient steps (torch.func.grad)
+    with evaluation_mode(model, test_inner_steps=int(steps)), torch.no_grad():
+        return model(episode).reshape(-1).cpu()
 
 
 def plot_sinusoid_fits(
