@@ -142,6 +142,88 @@ def method_probabilities(methods: Mapping[str, FewShotMethod], episode: Episode,
     return probabilities
 
 
+def _draw_support_images(support_ax: Axes, support_x: Tensor, support_y: Tensor,
+                         attention: Tensor, colours: np.ndarray, k_shot: int,
+                         figsize: tuple[float, float]) -> None:
+    """The support images ``[n_support, C, H, W]`` of one task in one row, above their
+    attention bars: each class's K images in the span of its K bars, in the grid of rows x
+    columns that draws them largest and square (for a figure of ``figsize`` inches), each framed
+    in its class's colour with a width in proportion to its attention (rectangles with gid
+    ``"frame"``)."""
+    width, height = figsize
+    n_support = len(attention)
+    slot_inches = 0.8 * width * 0.72 / n_support  # about the width of one bar's slot
+    row_inches = max(0.3, (height - 1.4) * 1.1 / 3.7)  # about the height of the image row
+    group_inches = k_shot * slot_inches
+    rows = max(range(1, k_shot + 1), key=lambda r: min(group_inches / math.ceil(k_shot / r),
+                                                       row_inches / r))
+    columns = math.ceil(k_shot / rows)
+    side = 0.9 * min(group_inches / columns, row_inches / rows)  # inches
+    image_width, image_height = side / slot_inches, side / row_inches  # in data units
+    cell_width, cell_height = k_shot / columns, 1 / rows
+    most = float(attention.max())
+    patches = _require("matplotlib.patches")
+    for i, weight in enumerate(attention.tolist()):
+        label, shot = divmod(i, k_shot)
+        row, column = divmod(shot, columns)
+        left = label * k_shot - 0.5 + column * cell_width + (cell_width - image_width) / 2
+        bottom = 1 - (row + 1) * cell_height + (cell_height - image_height) / 2
+        _show_image(support_ax, support_x[i],
+                    extent=(left, left + image_width, bottom, bottom + image_height))
+        support_ax.add_patch(patches.Rectangle(
+            (left, bottom), image_width, image_height, fill=False,
+            edgecolor=colours[int(support_y[i])],
+            linewidth=0.3 + 3.2 * weight / max(most, 1e-12), gid="frame"))
+    support_ax.set_xlim(-0.6, n_support - 0.4)
+    support_ax.set_ylim(-0.02, 1.02)
+    support_ax.set_aspect("auto")
+    support_ax.axis("off")
+    support_ax.set_title("Support set (frame width: attention; colour: class)", fontsize=8)
+
+
+def _draw_attention_bars(attention_ax: Axes, attention: Tensor, support_y: Tensor,
+                         colours: np.ndarray, n_way: int, k_shot: int) -> None:
+    """One bar per support image, ``a(x, x_i)``, coloured by class (gid ``"attention"``), with
+    its value written above when there are at most 25."""
+    n_support, most = len(attention), float(attention.max())
+    attention_ax.bar(np.arange(n_support), attention.numpy(), color=colours[support_y.numpy()],
+                     width=0.8, gid="attention")
+    if n_support <= 25:
+        for i, weight in enumerate(attention.tolist()):
+            attention_ax.text(i, weight, f"{weight:.2f}", ha="center", va="bottom", fontsize=6)
+    attention_ax.set_xlim(-0.6, n_support - 0.4)
+    attention_ax.set_ylim(0, max(most * 1.2, 1e-6))
+    attention_ax.set_title(r"Attention $a(\hat x, x_i)$: a softmax over the support images of "
+                           r"the cosine similarities", fontsize=8)
+    attention_ax.set_xticks([n * k_shot + (k_shot - 1) / 2 for n in range(n_way)],
+                            labels=[str(n) for n in range(n_way)])
+    attention_ax.set_xlabel("support images of class ...", fontsize=7)
+
+
+def _draw_class_probabilities(classes_ax: Axes, probabilities: Mapping[str, Tensor],
+                              true_label: int, labels: Sequence[str], with_others: bool) -> None:
+    """Grouped bars of the probability of each class, one bar container per method labelled
+    with its name, the query's own class shaded."""
+    n_way = len(labels)
+    methods = list(probabilities)
+    step = 0.8 / len(methods)
+    for m, name in enumerate(methods):
+        offsets = np.arange(n_way) - 0.4 + step * (m + 0.5)
+        classes_ax.bar(offsets, probabilities[name].numpy(), width=step, label=name,
+                       color=f"C{m}", edgecolor="none")
+    classes_ax.axvspan(true_label - 0.45, true_label + 0.45, color="0.9", zorder=0)
+    names = ([f"{n}: {labels[n]}" for n in range(n_way)] if n_way <= 5 else
+             [str(n) for n in range(n_way)])
+    classes_ax.set_xticks(range(n_way), labels=names)
+    classes_ax.set_xlim(-0.6, n_way - 0.4)
+    classes_ax.set_ylim(0, 1.05)
+    classes_ax.set_ylabel("probability", fontsize=7)
+    classes_ax.set_xlabel("episode class (the query's own shaded)", fontsize=7)
+    classes_ax.set_title(r"Class probabilities: $\hat y$ (the attention summed per class)"
+                         + (", and the other methods'" if with_others else ""), fontsize=8)
+    classes_ax.legend(fontsize=7, ncols=min(len(methods), 4), loc="upper right")
+
+
 def plot_matching_attention(
     model: MatchingNetwork,
     episode: Episode,
@@ -191,7 +273,6 @@ def plot_matching_attention(
     else:
         labels = [f"class {n}" for n in range(n_way)]
 
-    n_support = n_way * k_shot
     width, height = figsize or (10.0, 6.4)
     figure = _new_figure(width, height)
     axes = figure.subplot_mosaic([["query", "support"], ["query", "attention"],
@@ -210,68 +291,11 @@ def plot_matching_attention(
                         f"({'right' if right else 'wrong'})", fontsize=8,
                         color=_RIGHT if right else _WRONG)
 
-    # The support images above their attention bars: each class's K images in the span of its
-    # K bars, in the grid of rows x columns that draws them largest and square.
-    support_ax, attention_ax = axes["support"], axes["attention"]
-    slot_inches = 0.8 * width * 0.72 / n_support  # about the width of one bar's slot
-    row_inches = max(0.3, (height - 1.4) * 1.1 / 3.7)  # about the height of the image row
-    group_inches = k_shot * slot_inches
-    rows = max(range(1, k_shot + 1), key=lambda r: min(group_inches / math.ceil(k_shot / r),
-                                                       row_inches / r))
-    columns = math.ceil(k_shot / rows)
-    side = 0.9 * min(group_inches / columns, row_inches / rows)  # inches
-    image_width, image_height = side / slot_inches, side / row_inches  # in data units
-    cell_width, cell_height = k_shot / columns, 1 / rows
-    most = float(attention.max())
-    patches = _require("matplotlib.patches")
-    for i, weight in enumerate(attention.tolist()):
-        label, shot = divmod(i, k_shot)
-        row, column = divmod(shot, columns)
-        left = label * k_shot - 0.5 + column * cell_width + (cell_width - image_width) / 2
-        bottom = 1 - (row + 1) * cell_height + (cell_height - image_height) / 2
-        _show_image(support_ax, episode.support_x[task, i],
-                    extent=(left, left + image_width, bottom, bottom + image_height))
-        support_ax.add_patch(patches.Rectangle(
-            (left, bottom), image_width, image_height, fill=False,
-            edgecolor=colours[int(support_y[i])],
-            linewidth=0.3 + 3.2 * weight / max(most, 1e-12), gid="frame"))
-    support_ax.set_xlim(-0.6, n_support - 0.4)
-    support_ax.set_ylim(-0.02, 1.02)
-    support_ax.set_aspect("auto")
-    support_ax.axis("off")
-    support_ax.set_title("Support set (frame width: attention; colour: class)", fontsize=8)
-
-    attention_ax.bar(np.arange(n_support), attention.numpy(), color=colours[support_y.numpy()],
-                     width=0.8, gid="attention")
-    if n_support <= 25:
-        for i, weight in enumerate(attention.tolist()):
-            attention_ax.text(i, weight, f"{weight:.2f}", ha="center", va="bottom", fontsize=6)
-    attention_ax.set_xlim(-0.6, n_support - 0.4)
-    attention_ax.set_ylim(0, max(most * 1.2, 1e-6))
-    attention_ax.set_title(r"Attention $a(\hat x, x_i)$: a softmax over the support images of "
-                           r"the cosine similarities", fontsize=8)
-    attention_ax.set_xticks([n * k_shot + (k_shot - 1) / 2 for n in range(n_way)],
-                            labels=[str(n) for n in range(n_way)])
-    attention_ax.set_xlabel("support images of class ...", fontsize=7)
-
-    classes_ax = axes["classes"]
-    methods = list(probabilities)
-    step = 0.8 / len(methods)
-    for m, name in enumerate(methods):
-        offsets = np.arange(n_way) - 0.4 + step * (m + 0.5)
-        classes_ax.bar(offsets, probabilities[name].numpy(), width=step, label=name,
-                       color=f"C{m}", edgecolor="none")
-    classes_ax.axvspan(true_label - 0.45, true_label + 0.45, color="0.9", zorder=0)
-    names = ([f"{n}: {labels[n]}" for n in range(n_way)] if n_way <= 5 else
-             [str(n) for n in range(n_way)])
-    classes_ax.set_xticks(range(n_way), labels=names)
-    classes_ax.set_xlim(-0.6, n_way - 0.4)
-    classes_ax.set_ylim(0, 1.05)
-    classes_ax.set_ylabel("probability", fontsize=7)
-    classes_ax.set_xlabel("episode class (the query's own shaded)", fontsize=7)
-    classes_ax.set_title(r"Class probabilities: $\hat y$ (the attention summed per class)"
-                         + (", and the other methods'" if others else ""), fontsize=8)
-    classes_ax.legend(fontsize=7, ncols=min(len(methods), 4), loc="upper right")
+    _draw_support_images(axes["support"], episode.support_x[task], support_y, attention,
+                         colours, k_shot, (width, height))
+    _draw_attention_bars(axes["attention"], attention, support_y, colours, n_way, k_shot)
+    _draw_class_probabilities(axes["classes"], probabilities, true_label, labels,
+                              bool(others))
     figure.suptitle(f"{n_way}-way {k_shot}-shot episode, query {q} of {n_query_total}",
                     fontsize=9)
     return figure

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,6 +89,90 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+def _draw_answer_strip(strip: Axes, trace: EpisodeTrace, width: float) -> None:
+    """The top strip of :func:`plot_memory`: each step's true label (scatter gid ``"labels"``)
+    above a circle with its presentation number, green where the model was right (gid
+    ``"right"``) and red where it was wrong (gid ``"wrong"``).
+
+    The markers are about 0.6 of a step wide in a figure ``width`` inches wide; the numbers are
+    written only where they can be read.
+    """
+    time = trace.time
+    steps = np.arange(1, time + 1)
+    step_points = 72 * (width - 1.8) / time
+    size = min(90.0, (0.75 * step_points) ** 2)
+    font = min(6.5, 0.45 * step_points)
+    labels = trace.labels.numpy()
+    colours = np.array([_TAB10[int(label) % len(_TAB10)] for label in labels])
+    strip.scatter(steps, np.ones(time), s=size, marker="s", c=colours, gid="labels",
+                  linewidths=0)
+    correct = trace.correct.numpy()
+    strip.scatter(steps[correct], np.zeros(int(correct.sum())), s=size, c=_RIGHT, gid="right",
+                  linewidths=0)
+    strip.scatter(steps[~correct], np.zeros(int((~correct).sum())), s=size, c=_WRONG,
+                  gid="wrong", linewidths=0)
+    for t in range(time if font >= 4 else 0):  # numbers only where they can be read
+        strip.text(t + 1, 1, str(int(labels[t])), ha="center", va="center", fontsize=font,
+                   color="white", fontweight="bold")
+        strip.text(t + 1, 0, str(int(trace.presentation[t])), ha="center", va="center",
+                   fontsize=font, color="white")
+    strip.set_ylim(-0.6, 1.6)
+    strip.set_yticks([0, 1], labels=["presentation\n(green: right)", "true label"])
+    strip.tick_params(length=0)
+    for spine in strip.spines.values():
+        spine.set_visible(False)
+    accuracy = 100 * float(trace.correct.float().mean())
+    strip.set_title(f"Each step's true label, and how many times its class has been shown: "
+                    f"green if the prediction was right, red if wrong ({accuracy:.0f}% right)",
+                    fontsize=8)
+
+
+def _draw_write_gates(gate_ax: Axes, trace: EpisodeTrace) -> None:
+    """Each head's write gate ``sigmoid(alpha_t)`` over the steps (lines with gids ``"head 1"``,
+    ``"head 2"``...), with a legend in the right margin."""
+    steps = np.arange(1, trace.time + 1)
+    for head in range(trace.heads):
+        gate_ax.plot(steps, trace.write_gate[:, head].numpy(), linewidth=1.0,
+                     color=_STEP_COLORS[1 + head % (len(_STEP_COLORS) - 1)],
+                     gid=f"head {head + 1}", label=f"head {head + 1}")
+    gate_ax.set_ylim(-0.05, 1.05)
+    gate_ax.set_yticks([0, 0.5, 1])
+    gate_ax.set_ylabel("write gate\n$\\sigma(\\alpha_t)$", fontsize=7)
+    legend = gate_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.1), fontsize=6,
+                            frameon=False, handlelength=1.2, labelspacing=0.2)
+    legend.set_in_layout(False)  # it sits in the margin the colour bars below make
+    gate_ax.set_title("Write gate per head: 1 = write where the head last read, "
+                      "0 = write to the least-used slots", fontsize=8)
+
+
+def _draw_memory_maps(figure: Figure, map_axes: Sequence[Axes], trace: EpisodeTrace,
+                      chosen: Sequence[int]) -> None:
+    """The write, read and usage heat maps of :func:`plot_memory` into ``map_axes`` (in this
+    order), each a ``[len(chosen), time]`` image, row ``i`` for slot ``chosen[i]``, with its
+    colour bar."""
+    write_ax, read_ax, usage_ax = map_axes
+    time, rows = trace.time, len(chosen)
+    maps = (
+        (write_ax, trace.write_weights.sum(1), "Greens",
+         "Write weights $\\sum_h w^w_t$ (summed over the heads)", "write"),
+        (read_ax, trace.read_weights.sum(1), "Blues",
+         "Read weights $\\sum_h w^r_t$ (summed over the heads, read after the write)", "read"),
+        (usage_ax, trace.usage, "Oranges",
+         "Usage $w^u_t = \\gamma\\, w^u_{t-1} + \\sum_h (w^r_t + w^w_t)$ after each step",
+         "usage"),
+    )
+    for ax, values, cmap, heading, name in maps:
+        data = values[:, chosen].T.numpy()
+        image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0,
+                          extent=(0.5, time + 0.5, rows - 0.5, -0.5))
+        _slot_ticks(ax, chosen, "y")
+        ax.set_ylabel("memory slot", fontsize=7)
+        ax.set_title(heading, fontsize=8)
+        bar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label(name, fontsize=7)
+
+
 def plot_memory(
     model_or_trace: MANN | EpisodeTrace,
     episode: SequenceEpisode | None = None,
@@ -149,66 +233,9 @@ def plot_memory(
         ax.set_gid(gid)
         ax.tick_params(labelsize=7)
 
-    # right/wrong strip: markers about 0.6 of a step wide
-    step_points = 72 * (figsize[0] - 1.8) / time
-    size = min(90.0, (0.75 * step_points) ** 2)
-    font = min(6.5, 0.45 * step_points)
-    labels = trace.labels.numpy()
-    colours = np.array([_TAB10[int(label) % len(_TAB10)] for label in labels])
-    strip.scatter(steps, np.ones(time), s=size, marker="s", c=colours, gid="labels",
-                  linewidths=0)
-    correct = trace.correct.numpy()
-    strip.scatter(steps[correct], np.zeros(int(correct.sum())), s=size, c=_RIGHT, gid="right",
-                  linewidths=0)
-    strip.scatter(steps[~correct], np.zeros(int((~correct).sum())), s=size, c=_WRONG,
-                  gid="wrong", linewidths=0)
-    for t in range(time if font >= 4 else 0):  # numbers only where they can be read
-        strip.text(t + 1, 1, str(int(labels[t])), ha="center", va="center", fontsize=font,
-                   color="white", fontweight="bold")
-        strip.text(t + 1, 0, str(int(trace.presentation[t])), ha="center", va="center",
-                   fontsize=font, color="white")
-    strip.set_ylim(-0.6, 1.6)
-    strip.set_yticks([0, 1], labels=["presentation\n(green: right)", "true label"])
-    strip.tick_params(length=0)
-    for spine in strip.spines.values():
-        spine.set_visible(False)
-    accuracy = 100 * float(trace.correct.float().mean())
-    strip.set_title(f"Each step's true label, and how many times its class has been shown: "
-                    f"green if the prediction was right, red if wrong ({accuracy:.0f}% right)",
-                    fontsize=8)
-
-    for head in range(trace.heads):
-        gate_ax.plot(steps, trace.write_gate[:, head].numpy(), linewidth=1.0,
-                     color=_STEP_COLORS[1 + head % (len(_STEP_COLORS) - 1)],
-                     gid=f"head {head + 1}", label=f"head {head + 1}")
-    gate_ax.set_ylim(-0.05, 1.05)
-    gate_ax.set_yticks([0, 0.5, 1])
-    gate_ax.set_ylabel("write gate\n$\\sigma(\\alpha_t)$", fontsize=7)
-    legend = gate_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.1), fontsize=6,
-                            frameon=False, handlelength=1.2, labelspacing=0.2)
-    legend.set_in_layout(False)  # it sits in the margin the colour bars below make
-    gate_ax.set_title("Write gate per head: 1 = write where the head last read, "
-                      "0 = write to the least-used slots", fontsize=8)
-
-    maps = (
-        (write_ax, trace.write_weights.sum(1), "Greens",
-         "Write weights $\\sum_h w^w_t$ (summed over the heads)", "write"),
-        (read_ax, trace.read_weights.sum(1), "Blues",
-         "Read weights $\\sum_h w^r_t$ (summed over the heads, read after the write)", "read"),
-        (usage_ax, trace.usage, "Oranges",
-         "Usage $w^u_t = \\gamma\\, w^u_{t-1} + \\sum_h (w^r_t + w^w_t)$ after each step",
-         "usage"),
-    )
-    for ax, values, cmap, heading, name in maps:
-        data = values[:, chosen].T.numpy()
-        image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0,
-                          extent=(0.5, time + 0.5, rows - 0.5, -0.5))
-        _slot_ticks(ax, chosen, "y")
-        ax.set_ylabel("memory slot", fontsize=7)
-        ax.set_title(heading, fontsize=8)
-        bar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
-        bar.ax.tick_params(labelsize=6)
-        bar.set_label(name, fontsize=7)
+    _draw_answer_strip(strip, trace, figsize[0])
+    _draw_write_gates(gate_ax, trace)
+    _draw_memory_maps(figure, (write_ax, read_ax, usage_ax), trace, chosen)
     usage_ax.set_xlabel("step $t$", fontsize=8)
     usage_ax.set_xlim(0.5, time + 0.5)
     usage_ax.set_xticks([1, *range(5, time + 1, 5)] if time >= 10 else list(steps))
@@ -217,6 +244,96 @@ def plot_memory(
                  f"rows: {how}")
     figure.suptitle(title, fontsize=9)
     return figure
+
+
+def _draw_step_image(image_ax: Axes, trace: EpisodeTrace, step: int) -> None:
+    """The image of step ``step`` (1-based), titled with the step and labelled with its true
+    label, how many times its class has been shown, and the label fed in with it."""
+    t = int(step) - 1
+    image = trace.images[t]
+    if image.shape[0] == 1:
+        image_ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        image_ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+    image_ax.set_xticks([])
+    image_ax.set_yticks([])
+    label, shown = int(trace.labels[t]), int(trace.presentation[t])
+    previous = trace.previous_label(int(step))
+    fed = "none (first step)" if previous is None else f"{previous} (step {step - 1}'s)"
+    image_ax.set_title(f"Step {step} of {trace.time}", fontsize=9)
+    image_ax.set_xlabel(f"true label {label}, its class shown\nfor the {_ordinal(shown)} time\n"
+                        f"label fed in: {fed}", fontsize=7)
+
+
+def _draw_step_probabilities(prob_ax: Axes, trace: EpisodeTrace, t: int) -> None:
+    """The probability of each episode label at the 0-based step ``t`` (bars with gid
+    ``"probabilities"``): the true label outlined, the predicted one green if right and red if
+    wrong."""
+    label = int(trace.labels[t])
+    probabilities = trace.probabilities[t].numpy()
+    predicted, right = int(trace.predicted[t]), bool(trace.correct[t])
+    colours = ["0.75"] * trace.n_way
+    if predicted >= 0:
+        colours[predicted] = _RIGHT if right else _WRONG
+    edges = ["black" if n == label else "none" for n in range(trace.n_way)]
+    prob_ax.bar(range(trace.n_way), probabilities, color=colours, edgecolor=edges,
+                linewidth=1.5, gid="probabilities")
+    if trace.label_kind == "one_hot":
+        prob_ax.set_ylim(0, 1)
+        prob_ax.set_ylabel("probability", fontsize=7)
+    else:  # a product of character probabilities: often far below 1
+        prob_ax.set_ylim(0, max(float(probabilities.max()), 1e-6) * 1.15)
+        prob_ax.set_ylabel("probability of the label's string", fontsize=7)
+    prob_ax.set_xticks(range(trace.n_way))
+    prob_ax.tick_params(axis="x", labelsize=7 if trace.n_way <= 10 else 5)
+    prob_ax.set_xlabel("episode label (true one outlined)", fontsize=7)
+    guess = str(predicted) if predicted >= 0 else "no label's string"
+    prob_ax.set_title(f"Predicted {guess}, true {label}:\n{'right' if right else 'wrong'}",
+                      fontsize=8,
+                      color=_RIGHT if right else _WRONG)
+
+
+def _draw_slot_bars(axes: Mapping[str, Axes], trace: EpisodeTrace, chosen: Sequence[int],
+                    t: int) -> None:
+    """Bars (gid ``"bars"``) of the write and read weights summed over the heads and of the
+    usage at the 0-based step ``t``, over the ``chosen`` slots, into ``axes["write"]``,
+    ``axes["read"]`` and ``axes["usage"]``; the least-used slots before the step marked by
+    triangles (gid ``"least_used"``) and the cleared one by a cross (gid ``"cleared"``).
+
+    Each scale is the largest value over the whole episode, so that steps compare.
+    """
+    positions = np.arange(len(chosen))
+    written = trace.write_weights.sum(1)[:, chosen]
+    read = trace.read_weights.sum(1)[:, chosen]
+    usage = trace.usage[:, chosen]
+    where = {slot: i for i, slot in enumerate(chosen)}
+    gates = " ".join(f"{float(g):.2f}" for g in trace.write_gate[t])
+    marked = trace.least_used[t].nonzero().flatten().tolist()
+    hidden = [slot for slot in marked if slot not in where]
+    cleared = int(trace.cleared[t])
+    bars = (
+        (axes["write"], written, "tab:green",
+         f"Write weights $\\sum_h w^w_t$ (gates $\\sigma(\\alpha_t)$: {gates}); "
+         "$\\blacktriangledown$ least used before $t$, $\\times$ cleared"
+         + (f" (not drawn: slots {hidden})" if hidden else "")),
+        (axes["read"], read, "tab:blue",
+         "Read weights $\\sum_h w^r_t$ (after the write)"),
+        (axes["usage"], usage, "tab:orange", "Usage $w^u_t$ after the step"),
+    )
+    for ax, values, colour, heading in bars:
+        top = max(float(values.max()), 1e-6) * (1.4 if ax is axes["write"] else 1.15)
+        ax.bar(positions, values[t].numpy(), width=0.8, color=colour, gid="bars")
+        ax.set_ylim(0, top)
+        ax.set_xlim(-0.7, len(chosen) - 0.3)
+        ax.set_title(heading, fontsize=8)
+        _slot_ticks(ax, chosen, "x", most=20)
+    write_ax, top = axes["write"], axes["write"].get_ylim()[1]
+    shown_marks = [where[slot] for slot in marked if slot in where]
+    write_ax.scatter(shown_marks, [0.93 * top] * len(shown_marks), marker="v", s=22,
+                     color="black", gid="least_used")
+    if cleared in where:
+        write_ax.scatter([where[cleared]], [0.81 * top], marker="x", s=22, color=_WRONG,
+                         gid="cleared")
 
 
 def plot_memory_step(
@@ -262,76 +379,9 @@ def plot_memory_step(
         ax.set_gid(name)
         ax.tick_params(labelsize=7)
 
-    image_ax = axes["image"]
-    image = trace.images[t]
-    if image.shape[0] == 1:
-        image_ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        image_ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-    image_ax.set_xticks([])
-    image_ax.set_yticks([])
-    label, shown = int(trace.labels[t]), int(trace.presentation[t])
-    previous = trace.previous_label(int(step))
-    fed = "none (first step)" if previous is None else f"{previous} (step {step - 1}'s)"
-    image_ax.set_title(f"Step {step} of {trace.time}", fontsize=9)
-    image_ax.set_xlabel(f"true label {label}, its class shown\nfor the {_ordinal(shown)} time\n"
-                        f"label fed in: {fed}", fontsize=7)
-
-    prob_ax = axes["probabilities"]
-    probabilities = trace.probabilities[t].numpy()
-    predicted, right = int(trace.predicted[t]), bool(trace.correct[t])
-    colours = ["0.75"] * trace.n_way
-    if predicted >= 0:
-        colours[predicted] = _RIGHT if right else _WRONG
-    edges = ["black" if n == label else "none" for n in range(trace.n_way)]
-    prob_ax.bar(range(trace.n_way), probabilities, color=colours, edgecolor=edges,
-                linewidth=1.5, gid="probabilities")
-    if trace.label_kind == "one_hot":
-        prob_ax.set_ylim(0, 1)
-        prob_ax.set_ylabel("probability", fontsize=7)
-    else:  # a product of character probabilities: often far below 1
-        prob_ax.set_ylim(0, max(float(probabilities.max()), 1e-6) * 1.15)
-        prob_ax.set_ylabel("probability of the label's string", fontsize=7)
-    prob_ax.set_xticks(range(trace.n_way))
-    prob_ax.tick_params(axis="x", labelsize=7 if trace.n_way <= 10 else 5)
-    prob_ax.set_xlabel("episode label (true one outlined)", fontsize=7)
-    guess = str(predicted) if predicted >= 0 else "no label's string"
-    prob_ax.set_title(f"Predicted {guess}, true {label}:\n{'right' if right else 'wrong'}",
-                      fontsize=8,
-                      color=_RIGHT if right else _WRONG)
-
-    positions = np.arange(len(chosen))
-    written = trace.write_weights.sum(1)[:, chosen]
-    read = trace.read_weights.sum(1)[:, chosen]
-    usage = trace.usage[:, chosen]
-    where = {slot: i for i, slot in enumerate(chosen)}
-    gates = " ".join(f"{float(g):.2f}" for g in trace.write_gate[t])
-    marked = trace.least_used[t].nonzero().flatten().tolist()
-    hidden = [slot for slot in marked if slot not in where]
-    cleared = int(trace.cleared[t])
-    bars = (
-        (axes["write"], written, "tab:green",
-         f"Write weights $\\sum_h w^w_t$ (gates $\\sigma(\\alpha_t)$: {gates}); "
-         "$\\blacktriangledown$ least used before $t$, $\\times$ cleared"
-         + (f" (not drawn: slots {hidden})" if hidden else "")),
-        (axes["read"], read, "tab:blue",
-         "Read weights $\\sum_h w^r_t$ (after the write)"),
-        (axes["usage"], usage, "tab:orange", "Usage $w^u_t$ after the step"),
-    )
-    for ax, values, colour, heading in bars:
-        top = max(float(values.max()), 1e-6) * (1.4 if ax is axes["write"] else 1.15)
-        ax.bar(positions, values[t].numpy(), width=0.8, color=colour, gid="bars")
-        ax.set_ylim(0, top)
-        ax.set_xlim(-0.7, len(chosen) - 0.3)
-        ax.set_title(heading, fontsize=8)
-        _slot_ticks(ax, chosen, "x", most=20)
-    write_ax, top = axes["write"], axes["write"].get_ylim()[1]
-    shown_marks = [where[slot] for slot in marked if slot in where]
-    write_ax.scatter(shown_marks, [0.93 * top] * len(shown_marks), marker="v", s=22,
-                     color="black", gid="least_used")
-    if cleared in where:
-        write_ax.scatter([where[cleared]], [0.81 * top], marker="x", s=22, color=_WRONG,
-                         gid="cleared")
+    _draw_step_image(axes["image"], trace, step)
+    _draw_step_probabilities(axes["probabilities"], trace, t)
+    _draw_slot_bars(axes, trace, chosen, t)
     axes["usage"].set_xlabel(f"memory slot ({how})", fontsize=7)
     for name in ("write", "read"):
         axes[name].tick_params(labelbottom=False)

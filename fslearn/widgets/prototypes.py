@@ -87,6 +87,45 @@ def _split_support(points: Tensor, labels: Tensor, k_shot: int, seed: int
     return points[support], labels[support], points[query], labels[query], n_way
 
 
+def _decision_regions(points: Tensor, centres: Tensor, resolution: int
+                      ) -> tuple[np.ndarray, Tensor, Tensor]:
+    """The nearest prototype of every point of a ``resolution x resolution`` grid over the
+    points' bounding box, widened by 8% on each side (by 1 where the points are flat).
+
+    Returns:
+        ``(region [resolution, resolution], low [2], high [2])``: the index of the nearest of
+        ``centres [1, n_way, 2]`` at each grid point (row = y, column = x, from ``low`` up), and
+        the corners of the grid.
+    """
+    low, high = points.min(dim=0).values, points.max(dim=0).values
+    margin = torch.where(high > low, 0.08 * (high - low), torch.ones_like(low))
+    low, high = low - margin, high + margin
+    xs = torch.linspace(float(low[0]), float(high[0]), resolution)
+    ys = torch.linspace(float(low[1]), float(high[1]), resolution)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(1, -1, 2)
+    region = squared_euclidean_distance(grid, centres)[0].argmin(dim=-1)
+    return region.reshape(resolution, resolution).numpy(), low, high
+
+
+def _scatter_points(ax: Axes, colors: np.ndarray, queries: tuple[Tensor, Tensor],
+                    support: tuple[Tensor, Tensor], centres: Tensor, means: Tensor | None
+                    ) -> None:
+    """The query points, support points, prototypes and (if known) true class means, as the
+    scatter collections with gids ``"queries"``, ``"support"``, ``"prototypes"``, ``"means"``,
+    in this order (the order the tests and the legend rely on)."""
+    (query_x, query_y), (support_x, support_y) = queries, support
+    ax.scatter(query_x[:, 0], query_x[:, 1], s=6, c=colors[query_y.numpy()], alpha=0.35,
+               linewidths=0, gid="queries", label="query points")
+    ax.scatter(support_x[:, 0], support_x[:, 1], s=40, c=colors[support_y.numpy()],
+               edgecolors="black", linewidths=0.6, gid="support", label="support points")
+    ax.scatter(centres[0, :, 0], centres[0, :, 1], s=260, marker="*", c=colors,
+               edgecolors="black", linewidths=1.0, gid="prototypes", label="prototypes $c_n$")
+    if means is not None:
+        means = torch.as_tensor(means, dtype=torch.float32)
+        ax.scatter(means[:, 0], means[:, 1], s=70, marker="x", c="black", linewidths=1.5,
+                   gid="means", label="true class means")
+
+
 def plot_prototypes(
     k_shot: int = 1,
     seed: int = 0,
@@ -138,14 +177,7 @@ def plot_prototypes(
     query_pred = squared_euclidean_distance(query_x[None], centres)[0].argmin(dim=-1)
     accuracy = float((query_pred == query_y).float().mean())
 
-    low, high = points.min(dim=0).values, points.max(dim=0).values
-    margin = torch.where(high > low, 0.08 * (high - low), torch.ones_like(low))
-    low, high = low - margin, high + margin
-    xs = torch.linspace(float(low[0]), float(high[0]), resolution)
-    ys = torch.linspace(float(low[1]), float(high[1]), resolution)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(1, -1, 2)
-    region = squared_euclidean_distance(grid, centres)[0].argmin(dim=-1)
-    region = region.reshape(resolution, resolution).numpy()
+    region, low, high = _decision_regions(points, centres, resolution)
 
     colors = np.asarray(_TAB10[:n_way])
     if ax is None:
@@ -156,16 +188,7 @@ def plot_prototypes(
     tint = 0.75 + 0.25 * colors  # pale versions of the class colours for the regions
     ax.imshow(tint[region], origin="lower", interpolation="nearest", aspect="auto",
               extent=(float(low[0]), float(high[0]), float(low[1]), float(high[1])))
-    ax.scatter(query_x[:, 0], query_x[:, 1], s=6, c=colors[query_y.numpy()], alpha=0.35,
-               linewidths=0, gid="queries", label="query points")
-    ax.scatter(support_x[:, 0], support_x[:, 1], s=40, c=colors[support_y.numpy()],
-               edgecolors="black", linewidths=0.6, gid="support", label="support points")
-    ax.scatter(centres[0, :, 0], centres[0, :, 1], s=260, marker="*", c=colors,
-               edgecolors="black", linewidths=1.0, gid="prototypes", label="prototypes $c_n$")
-    if means is not None:
-        means = torch.as_tensor(means, dtype=torch.float32)
-        ax.scatter(means[:, 0], means[:, 1], s=70, marker="x", c="black", linewidths=1.5,
-                   gid="means", label="true class means")
+    _scatter_points(ax, colors, (query_x, query_y), (support_x, support_y), centres, means)
     ax.set_xlim(float(low[0]), float(high[0]))
     ax.set_ylim(float(low[1]), float(high[1]))
     ax.set_xticks([])

@@ -29,6 +29,7 @@ from fslearn.widgets._explorer import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["plot_sinusoid_fits", "sinusoid_explorer", "sinusoid_fits"]
@@ -80,6 +81,30 @@ def sinusoid_fits(
     # torch.no_grad: the inner loop still takes its gradient steps (torch.func.grad)
     with evaluation_mode(model, test_inner_steps=int(steps)), torch.no_grad():
         return model(episode).reshape(-1).cpu()
+
+
+def _draw_fits(ax: Axes, model: FewShotMethod, support: tuple[Tensor, Tensor], x: Tensor,
+               truth: Tensor, steps: tuple[int, ...]) -> list[str]:
+    """One panel's curves: the true curve (gid ``"truth"``), the model's fit after each number
+    of ``steps`` (gids ``"steps=S"``) and the support points (gid ``"support"``), in this order.
+
+    Returns:
+        each fit's mean squared error against ``truth`` over ``x``, formatted for the title.
+    """
+    support_x, support_y = support
+    ax.plot(x, truth, color="black", linewidth=2.2, gid="truth", label="true curve")
+    errors = []
+    for color, count in zip(_STEP_COLORS, steps, strict=False):
+        fit = sinusoid_fits(model, support_x, support_y, x, count)
+        errors.append(f"{float((fit - truth).pow(2).mean()):.2f}")
+        name = "initialisation (0 steps)" if count == 0 else (
+            f"after {count} step" + ("s" if count != 1 else ""))
+        ax.plot(x, fit, color=color, linewidth=1.6, linestyle="--" if count == 0 else "-",
+                gid=f"steps={count}", label=name)
+    ax.scatter(support_x, support_y, s=55, marker="^", color="tab:red",
+               edgecolors="black", linewidths=0.6, zorder=3, gid="support",
+               label="support points")
+    return errors
 
 
 def plot_sinusoid_fits(
@@ -149,18 +174,7 @@ def plot_sinusoid_fits(
         support_x, support_y = task.support_x[0, :k_shot, 0], task.support_y[0, :k_shot, 0]
         for column, (label, model) in enumerate(models.items()):
             ax = axes[row, column]
-            ax.plot(x, truth, color="black", linewidth=2.2, gid="truth", label="true curve")
-            errors = []
-            for color, count in zip(_STEP_COLORS, steps, strict=False):
-                fit = sinusoid_fits(model, support_x, support_y, x, count)
-                errors.append(f"{float((fit - truth).pow(2).mean()):.2f}")
-                name = "initialisation (0 steps)" if count == 0 else (
-                    f"after {count} step" + ("s" if count != 1 else ""))
-                ax.plot(x, fit, color=color, linewidth=1.6, linestyle="--" if count == 0 else "-",
-                        gid=f"steps={count}", label=name)
-            ax.scatter(support_x, support_y, s=55, marker="^", color="tab:red",
-                       edgecolors="black", linewidths=0.6, zorder=3, gid="support",
-                       label="support points")
+            errors = _draw_fits(ax, model, (support_x, support_y), x, truth, steps)
             ax.set_xlim(*tasks.x_range)
             ax.set_ylim(-limit, limit)
             ax.set_title(f"{label}, $K={k_shot}$\nMSE after {counts} "
