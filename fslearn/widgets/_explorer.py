@@ -49,24 +49,28 @@ def _require(module: str) -> Any:
 
 
 def _new_figure(width: float, height: float) -> Figure:
+    """A detached figure of ``width x height`` inches with the constrained layout (not
+    ``pyplot``'s, so that nothing is shown or kept behind the caller's back)."""
     figure_module = _require("matplotlib.figure")
     return figure_module.Figure(figsize=(width, height), layout="constrained")
 
 
 def _png(figure: Figure, dpi: int) -> bytes:
+    """``figure`` as PNG bytes at ``dpi``, what an explorer's ``Image`` widget shows."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool) in ``low..high`` (no upper
+    bound when ``high`` is None); otherwise a :class:`ValueError` that names ``name``."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):
         allowed = f">= {low}" if high is None else f"in {low}..{high}"
         raise ValueError(f"{name} must be {allowed}, got {value}")
     return int(value)
-
 
 
 def _short_name(name: str) -> str:
@@ -78,7 +82,6 @@ def _short_name(name: str) -> str:
             text += f" ({int(parts[2].removeprefix('rot'))}°)"
         return text
     return name
-
 
 
 @functools.cache

@@ -59,7 +59,6 @@ def _show_grid(ax: Axes, grid: np.ndarray, rows: int, row_labels: Sequence[str],
         spine.set_visible(False)
 
 
-
 def plot_episode(
     episode: Episode | EpisodeSampler,
     index: int = 0,
@@ -121,7 +120,6 @@ def plot_episode(
     figure.suptitle(title if title is not None else f"A {n_way}-way {k_shot}-shot episode",
                     fontsize=10)
     return figure
-
 
 
 def episode_explorer(
