@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fslearn._modes import evaluation_mode
 from fslearn.data.dataset import FewShotDataset, to_float
 from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.sequences import SequenceTasks
@@ -218,9 +219,7 @@ def _predict_episodes(
     if embed_once and not isinstance(method, MetricMethod):
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed)
-    was_training = method.training
-    method.eval()
-    try:
+    with evaluation_mode(method):
         if embeddings is not None:
             source = embeddings.to(device)
         elif embed_once:
@@ -233,8 +232,6 @@ def _predict_episodes(
             indices = _stack([sampler.indices(i) for i in range(start, stop)])
             episode = indices.gather(source).to(device)
             yield indices, method(episode).argmax(dim=-1), episode.query_y
-    finally:
-        method.train(was_training)
 
 
 def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
@@ -289,10 +286,9 @@ def evaluate_regression(
         raise ValueError(f"{type(method).__name__} does not adapt by inner steps.")
     sampler = tasks.sampler(k_shot, n_query, tasks=1, seed=seed, split="test")
     device = next(iter(method.parameters())).device
-    was_training, kept_steps = method.training, method.test_inner_steps
-    method.eval()
     results = []
-    try:
+    # test_inner_steps is set to each count in turn below; the block puts back the method's own
+    with evaluation_mode(method, test_inner_steps=method.test_inner_steps):
         for count in steps:
             method.test_inner_steps = count
             errors = []
@@ -308,9 +304,6 @@ def evaluate_regression(
                 mse=float(per_episode.mean()), ci95=confidence_interval95(per_episode),
                 steps=count, episodes=episodes, k_shot=k_shot, n_query=n_query, seed=seed,
                 per_episode=per_episode.tolist()))
-    finally:
-        method.test_inner_steps = kept_steps
-        method.train(was_training)
     return results
 
 
@@ -432,10 +425,8 @@ def evaluate_sequences(
             f"it was trained on (its n_way, labels and image size).")
     if device is None:
         device = next(iter(method.parameters())).device
-    was_training = method.training
-    method.eval()
     chunks = []
-    try:
+    with evaluation_mode(method):
         for batch in tqdm(range(math.ceil(episodes / sampler.batch)), disable=not progress,
                           desc="sequences", leave=False):
             episode = sampler.episode(batch).to(device)
@@ -446,8 +437,6 @@ def evaluate_sequences(
             right = torch.zeros(episode.batch, per_class, dtype=torch.float64, device=device)
             right.scatter_add_(1, which, hits.double())
             chunks.append((right / n_way).cpu())
-    finally:
-        method.train(was_training)
     per_episode = torch.cat(chunks)[:episodes]  # [episodes, per_class]
     overall = per_episode.mean(1)
     return SequenceResult(

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fslearn._modes import evaluation_mode
 from fslearn.checkpoints import load_checkpoint
 from fslearn.data.dataset import FewShotDataset, to_float
 from fslearn.data.episodes import Episode
@@ -132,9 +133,7 @@ def class_probabilities(
                         f"classes to choose from (one subfolder per class).")
     if device is None:
         device = next(iter(method.parameters()), torch.empty(0)).device
-    was_training = method.training
-    method.eval()
-    try:
+    with evaluation_mode(method):
         support_x = to_float(support.images).to(device)
         embed = isinstance(method, MetricMethod)
         if embed:
@@ -152,8 +151,6 @@ def class_probabilities(
                 query_y=torch.zeros(1, len(query_x), dtype=torch.long, device=device),
                 classes=classes, n_way=n_way)
             chunks.append(method.probabilities(method(episode)[0].float()).cpu())
-    finally:
-        method.train(was_training)
     return torch.cat(chunks) if chunks else torch.zeros(0, n_way)
 
 

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fslearn._modes import evaluation_mode
 from fslearn.backbones import Conv4
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
@@ -219,14 +220,9 @@ class MatchingNetwork(MetricMethod):
 
     def _embedding_dim(self, in_channels: int, image_size: int) -> int:
         """D, the size of the backbone's output for one ``image_size`` image."""
-        was_training = self.backbone.training
-        self.backbone.eval()
-        try:
-            with torch.no_grad():
-                probe = torch.zeros(1, in_channels, image_size, image_size)
-                return int(self.backbone(probe).shape[-1])
-        finally:
-            self.backbone.train(was_training)
+        with evaluation_mode(self.backbone), torch.no_grad():
+            probe = torch.zeros(1, in_channels, image_size, image_size)
+            return int(self.backbone(probe).shape[-1])
 
     def support_embeddings(self, support_z: Tensor) -> Tensor:
         """``g(x_i, S)``: ``support_z`` itself without FCE, in its context with FCE.

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fslearn._modes import evaluation_mode
 from fslearn.backbones import Conv4
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
@@ -298,10 +299,5 @@ class SiameseNetwork(MetricMethod):
 def _embedding_size(backbone: nn.Module, in_channels: int, image_size: int) -> int:
     """Length of the backbone's output for one ``image_size`` square image (in evaluation mode,
     so that batch norm's running statistics are left alone)."""
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with torch.no_grad():
-            return int(backbone(torch.zeros(1, in_channels, image_size, image_size)).shape[-1])
-    finally:
-        backbone.train(was_training)
+    with evaluation_mode(backbone), torch.no_grad():
+        return int(backbone(torch.zeros(1, in_channels, image_size, image_size)).shape[-1])
