@@ -19,21 +19,26 @@ the package draws to :data:`MIN_TEXT_PX`.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import matplotlib
-from matplotlib.figure import Figure
-from matplotlib.text import Text
+if TYPE_CHECKING:  # matplotlib is a book extra: imported where a function needs it
+    from matplotlib.figure import Figure
+
+_Drawing = TypeVar("_Drawing", bound=Callable[..., Any])
 
 __all__ = [
     "BOOK_WIDTH_IN",
     "BOOK_WIDTH_PX",
     "DISPLAY_DPI",
+    "MIN_FONT_PT",
     "MIN_TEXT_PX",
     "PICTURE_SCALE",
     "STYLE",
     "book_figure",
     "displayed_width_px",
+    "in_book_style",
     "smallest_text_px",
     "use_book_style",
 ]
@@ -48,6 +53,8 @@ BOOK_WIDTH_IN = BOOK_WIDTH_PX / DISPLAY_DPI
 PICTURE_SCALE = 2
 #: no text of a figure may be smaller than this, in CSS pixels, as the page shows it
 MIN_TEXT_PX = 8.0
+#: the same in points, for a figure shown at its full size
+MIN_FONT_PT = MIN_TEXT_PX * 72 / DISPLAY_DPI
 
 #: matplotlib settings of the style: sizes in points, 1 pt = DISPLAY_DPI / 72 CSS pixels
 STYLE: dict[str, Any] = {
@@ -72,6 +79,8 @@ def use_book_style() -> None:
     """Apply :data:`STYLE` to matplotlib and, in a Jupyter kernel, show figures as pictures at
     :data:`PICTURE_SCALE` times their displayed resolution (matplotlib-inline's "retina"
     format, which records the displayed size beside the picture)."""
+    import matplotlib
+
     matplotlib.rcParams.update(STYLE)
     try:
         from IPython import get_ipython
@@ -95,6 +104,7 @@ def book_figure(nrows: int = 1, ncols: int = 1, *, height: float,
     if width > BOOK_WIDTH_IN + 1e-9:
         raise ValueError(f"book_figure: width {width} in is wider than the page "
                          f"({BOOK_WIDTH_IN:.2f} in): lay the panels out over more rows.")
+    import matplotlib
     import matplotlib.pyplot as plt
 
     with matplotlib.rc_context(STYLE):
@@ -102,16 +112,33 @@ def book_figure(nrows: int = 1, ncols: int = 1, *, height: float,
     return figure, axes
 
 
-def displayed_width_px(figure: Figure) -> float:
-    """CSS pixels the page gives ``figure``: its width at :data:`DISPLAY_DPI`, shrunk to the
-    page's width if wider."""
-    return min(figure.get_figwidth() * DISPLAY_DPI, BOOK_WIDTH_PX)
+def in_book_style(draw: _Drawing) -> _Drawing:
+    """Decorate a function that draws a figure so that it draws in :data:`STYLE`, whatever the
+    caller's matplotlib settings: the package's figures look the same in the book, in a
+    student's notebook and in the tests."""
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        import matplotlib
+
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return drawn  # type: ignore[return-value]
+
+
+def displayed_width_px(figure: Figure, dpi: float = DISPLAY_DPI) -> float:
+    """CSS pixels the page gives ``figure``: its width at ``dpi`` CSS pixels per inch, shrunk
+    to the page's width if wider."""
+    return min(figure.get_figwidth() * dpi, BOOK_WIDTH_PX)
 
 
 def smallest_text_px(figure: Figure) -> tuple[float, str]:
     """``(height in CSS pixels, the text)`` of the smallest visible text of ``figure`` as the
     page shows it: its font size at :data:`DISPLAY_DPI`, times the shrinking of a figure wider
     than the page. ``(inf, "")`` for a figure without text."""
+    from matplotlib.text import Text
+
     figure.draw_without_rendering()  # lays out the tick labels, which exist only once drawn
     shrink = displayed_width_px(figure) / (figure.get_figwidth() * DISPLAY_DPI)
     smallest: tuple[float, str] = (float("inf"), "")

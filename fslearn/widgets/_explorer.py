@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fslearn.plotting import PICTURE_SCALE, displayed_width_px
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -55,10 +57,11 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure_module.Figure(figsize=(width, height), layout="constrained")
 
 
-def _png(figure: Figure, dpi: int) -> bytes:
-    """``figure`` as PNG bytes at ``dpi``, what an explorer's ``Image`` widget shows."""
+def _png(figure: Figure, dpi: float) -> bytes:
+    """``figure`` as PNG bytes for a picture shown at ``dpi`` CSS pixels per inch: rendered at
+    :data:`~fslearn.plotting.PICTURE_SCALE` times that, so that it stays sharp."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    figure.savefig(buffer, format="png", dpi=dpi * PICTURE_SCALE)
     return buffer.getvalue()
 
 
@@ -104,7 +107,9 @@ def _explorer_class() -> type:
             self.controls = controls
             self._draw = draw
             self._dpi = dpi
-            self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+            # Shown at its width at ``dpi`` (the page's at most), never stretched beyond it.
+            self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%",
+                                                                           height="auto"))
             self.message = widgets.HTML(value="")
             boxes = list(controls.values())
             rows = [widgets.HBox(boxes[i : i + columns]) for i in range(0, len(boxes), columns)]
@@ -126,6 +131,7 @@ def _explorer_class() -> type:
                 return None
             self.message.value = ""
             self.image.value = _png(figure, self._dpi)
+            self.image.width = str(round(displayed_width_px(figure, self._dpi)))
             return figure
 
         def _on_change(self, change: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from fslearn._modes import evaluation_mode
 from fslearn.data.episodes import Episode, EpisodeSampler
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.matching import MatchingNetwork
+from fslearn.plotting import BOOK_WIDTH_IN, DISPLAY_DPI, in_book_style
 from fslearn.widgets._explorer import (
     _RIGHT,
     _TAB10,
@@ -224,6 +225,7 @@ def _draw_class_probabilities(classes_ax: Axes, probabilities: Mapping[str, Tens
     classes_ax.legend(fontsize=7, ncols=min(len(methods), 4), loc="upper right")
 
 
+@in_book_style
 def plot_matching_attention(
     model: MatchingNetwork,
     episode: Episode,
@@ -252,7 +254,7 @@ def plot_matching_attention(
         task: which task of a batch of tasks.
         others: more methods, by name, whose probabilities for the query are drawn beside.
         class_names: one name per *dataset* class, to name the classes (up to 5-way).
-        figsize: ``(width, height)`` in inches (default 10 x 6.4).
+        figsize: ``(width, height)`` in inches (default: the book's width x 5.6).
     """
     episode = _check_image_episode(episode, "plot_matching_attention")
     _check_int("task", task, 0, episode.tasks - 1)
@@ -273,7 +275,7 @@ def plot_matching_attention(
     else:
         labels = [f"class {n}" for n in range(n_way)]
 
-    width, height = figsize or (10.0, 6.4)
+    width, height = figsize or (BOOK_WIDTH_IN, 5.6)
     figure = _new_figure(width, height)
     axes = figure.subplot_mosaic([["query", "support"], ["query", "attention"],
                                   ["classes", "classes"]],
@@ -310,7 +312,7 @@ def attention_explorer(
     *,
     others: Mapping[str, FewShotMethod] | None = None,
     max_index: int = 99,
-    dpi: int = 90,
+    dpi: int = DISPLAY_DPI,
 ) -> Any:
     """A widget to pick a query and see a Matching Network's attention over the support set
     (and other methods' probabilities): a slider for the query, one for the episode (the task
@@ -327,7 +329,7 @@ def attention_explorer(
             a sampler).
         others: more methods, by name, drawn beside the Matching Network.
         max_index: the episode slider's end, for a sampler.
-        dpi: resolution of the picture.
+        dpi: CSS pixels per inch of the picture as shown (rendered at twice that).
 
     Returns:
         an ``ipywidgets.VBox`` with ``.controls`` (the inputs by name), ``.image`` and

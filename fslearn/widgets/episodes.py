@@ -14,6 +14,7 @@ from torch import Tensor
 
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode, EpisodeSampler
+from fslearn.plotting import DISPLAY_DPI, in_book_style
 from fslearn.widgets._explorer import (
     _check_int,
     _explorer_class,
@@ -59,6 +60,7 @@ def _show_grid(ax: Axes, grid: np.ndarray, rows: int, row_labels: Sequence[str],
         spine.set_visible(False)
 
 
+@in_book_style
 def plot_episode(
     episode: Episode | EpisodeSampler,
     index: int = 0,
@@ -133,7 +135,7 @@ def episode_explorer(
     max_way: int = 20,
     max_shot: int = 10,
     max_query: int = 10,
-    dpi: int = 90,
+    dpi: int = DISPLAY_DPI,
 ) -> Any:
     """A widget to browse the episodes of ``dataset``: sliders for way, shot, queries and the
     episode index, and a box for the sampler's seed.

@@ -22,6 +22,7 @@ import torch
 
 from fslearn.data.sequences import SequenceEpisode, SequenceSampler
 from fslearn.methods.mann import MANN
+from fslearn.plotting import BOOK_WIDTH_IN, DISPLAY_DPI, MIN_FONT_PT, in_book_style
 from fslearn.widgets._explorer import (
     _RIGHT,
     _STEP_COLORS,
@@ -111,7 +112,7 @@ def _draw_answer_strip(strip: Axes, trace: EpisodeTrace, width: float) -> None:
                   linewidths=0)
     strip.scatter(steps[~correct], np.zeros(int((~correct).sum())), s=size, c=_WRONG,
                   gid="wrong", linewidths=0)
-    for t in range(time if font >= 4 else 0):  # numbers only where they can be read
+    for t in range(time if font >= MIN_FONT_PT else 0):  # numbers only where they can be read
         strip.text(t + 1, 1, str(int(labels[t])), ha="center", va="center", fontsize=font,
                    color="white", fontweight="bold")
         strip.text(t + 1, 0, str(int(trace.presentation[t])), ha="center", va="center",
@@ -173,6 +174,7 @@ def _draw_memory_maps(figure: Figure, map_axes: Sequence[Axes], trace: EpisodeTr
         bar.set_label(name, fontsize=7)
 
 
+@in_book_style
 def plot_memory(
     model_or_trace: MANN | EpisodeTrace,
     episode: SequenceEpisode | None = None,
@@ -209,7 +211,8 @@ def plot_memory(
             busiest: the largest total weight written plus read over the episode.
         threshold, max_slots: the default choice of slots.
         title: the figure title; by default it names the episode and its accuracy.
-        figsize: ``(width, height)`` in inches; by default it grows with the number of slots.
+        figsize: ``(width, height)`` in inches; by default the book's width, and a height that
+            grows with the number of slots.
 
     Returns:
         a figure whose axes have the gids above (plus one colour bar per heat map). The heat
@@ -224,7 +227,7 @@ def plot_memory(
     rows = len(chosen)
     map_height = min(3.2, max(1.0, 0.055 * rows))
     if figsize is None:
-        figsize = (10.0, 2.3 + 3 * map_height)
+        figsize = (BOOK_WIDTH_IN, 2.3 + 3 * map_height)
     figure = _new_figure(*figsize)
     axes = figure.subplots(5, 1, sharex=True,
                            height_ratios=[0.8, 0.65, map_height, map_height, map_height])
@@ -285,7 +288,7 @@ def _draw_step_probabilities(prob_ax: Axes, trace: EpisodeTrace, t: int) -> None
         prob_ax.set_ylim(0, max(float(probabilities.max()), 1e-6) * 1.15)
         prob_ax.set_ylabel("probability of the label's string", fontsize=7)
     prob_ax.set_xticks(range(trace.n_way))
-    prob_ax.tick_params(axis="x", labelsize=7 if trace.n_way <= 10 else 5)
+    prob_ax.tick_params(axis="x", labelsize=7 if trace.n_way <= 10 else 6)
     prob_ax.set_xlabel("episode label (true one outlined)", fontsize=7)
     guess = str(predicted) if predicted >= 0 else "no label's string"
     prob_ax.set_title(f"Predicted {guess}, true {label}:\n{'right' if right else 'wrong'}",
@@ -336,6 +339,7 @@ def _draw_slot_bars(axes: Mapping[str, Axes], trace: EpisodeTrace, chosen: Seque
                          gid="cleared")
 
 
+@in_book_style
 def plot_memory_step(
     trace: EpisodeTrace,
     step: int,
@@ -371,7 +375,7 @@ def plot_memory_step(
     _check_int("step", step, 1, trace.time)
     chosen, how = _memory_slots(trace, slots, threshold, max_slots)
     t = int(step) - 1
-    figure = _new_figure(*(figsize or (10.0, 5.6)))
+    figure = _new_figure(*(figsize or (BOOK_WIDTH_IN, 5.2)))
     axes = figure.subplot_mosaic([["image", "write"], ["image", "read"],
                                   ["probabilities", "usage"]],
                                  width_ratios=[1, 3.4], height_ratios=[1, 1, 1.15])
@@ -399,7 +403,7 @@ def memory_explorer(
     slots: Sequence[int] | None = None,
     threshold: float = 0.1,
     max_slots: int | None = None,
-    dpi: int = 90,
+    dpi: int = DISPLAY_DPI,
 ) -> Any:
     """A widget to step through a MANN's memory during an episode: a slider for the step
     ``t``, one for the episode, and (for a sampler) a box for the sampler's seed.
@@ -417,7 +421,7 @@ def memory_explorer(
         max_index: the episode slider's end, for a sampler.
         slots, threshold, max_slots: which slots, as in :func:`plot_memory_step`; chosen per
             episode, so the bars stay in place as the step moves.
-        dpi: resolution of the picture.
+        dpi: CSS pixels per inch of the picture as shown (rendered at twice that).
 
     Returns:
         an ``ipywidgets.VBox`` with ``.controls`` (the inputs by name), ``.image`` and

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from fslearn.methods.protonet import prototypes, squared_euclidean_distance
+from fslearn.plotting import DISPLAY_DPI, in_book_style
 from fslearn.widgets._explorer import _TAB10, _check_int, _explorer_class, _new_figure, _slider
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ def _scatter_points(ax: Axes, colors: np.ndarray, queries: tuple[Tensor, Tensor]
                    gid="means", label="true class means")
 
 
+@in_book_style
 def plot_prototypes(
     k_shot: int = 1,
     seed: int = 0,
@@ -217,7 +219,7 @@ def prototype_explorer(
     labels: Tensor | None = None,
     means: Tensor | None = None,
     resolution: int = 150,
-    dpi: int = 80,
+    dpi: int = DISPLAY_DPI,
 ) -> Any:
     """A widget showing how prototypes and decision regions move as the number of shots grows.
 

@@ -19,6 +19,7 @@ from fslearn._modes import evaluation_mode
 from fslearn.data.episodes import Episode
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod
+from fslearn.plotting import BOOK_WIDTH_IN, DISPLAY_DPI, in_book_style
 from fslearn.widgets._explorer import (
     _STEP_COLORS,
     _check_int,
@@ -107,6 +108,7 @@ def _draw_fits(ax: Axes, model: FewShotMethod, support: tuple[Tensor, Tensor], x
     return errors
 
 
+@in_book_style
 def plot_sinusoid_fits(
     models: Any,
     k_shots: int | Sequence[int] = (5, 10),
@@ -138,7 +140,8 @@ def plot_sinusoid_fits(
         seed, index: which task.
         tasks: the task distribution (default :class:`~fslearn.data.SinusoidRegression`).
         resolution: points on the plotted curves.
-        figsize: ``(width, height)`` in inches; by default it grows with the grid.
+        figsize: ``(width, height)`` in inches; by default it grows with the grid, up to the
+            book's width.
 
     Returns:
         a figure with one row of axes per ``K`` and one column per model, and one legend below
@@ -165,7 +168,7 @@ def plot_sinusoid_fits(
     limit = 1.2 * tasks.amplitude[1]
 
     if figsize is None:
-        figsize = (0.4 + 3.9 * len(models), 0.9 + 2.9 * len(k_shots))
+        figsize = (min(BOOK_WIDTH_IN, 0.4 + 3.2 * len(models)), 0.9 + 2.6 * len(k_shots))
     figure = _new_figure(*figsize)
     axes = np.asarray(figure.subplots(len(k_shots), len(models), squeeze=False,
                                       sharex=True, sharey=True))
@@ -204,7 +207,7 @@ def sinusoid_explorer(
     max_index: int = 99,
     tasks: SinusoidRegression | None = None,
     resolution: int = 200,
-    dpi: int = 90,
+    dpi: int = DISPLAY_DPI,
 ) -> Any:
     """A widget to watch sinusoid models adapt: sliders for the task (``index``, with a box for
     the sampler's ``seed``), the number of support points ``K`` and the number of inner steps.
