@@ -63,10 +63,10 @@ from fslearn.evaluation import (
     evaluate_sequences,
 )
 from fslearn.methods import (
-    MAML,
     METHODS,
     Baseline,
     FewShotMethod,
+    InnerLoopMethod,
     MatchingNetwork,
     MetricMethod,
     SequenceMethod,
@@ -89,7 +89,8 @@ from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 
 __all__ = ["main"]
 
-OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, MAML))
+OPTIMISATION_METHODS = tuple(name for name, cls in METHODS.items()
+                             if issubclass(cls, InnerLoopMethod))
 SEQUENCE_METHODS = tuple(name for name, cls in METHODS.items() if issubclass(cls, SequenceMethod))
 MATCHING_METHODS = tuple(name for name, cls in METHODS.items()
                          if issubclass(cls, MatchingNetwork))
@@ -877,7 +878,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError("--way is required: the number of classes per test episode.")
     method, dataset, device = _load_for_eval(args)
     if args.test_inner_steps is not None:
-        if not isinstance(method, MAML):
+        if not isinstance(method, InnerLoopMethod):
             raise ValueError(f"--test-inner-steps is for the optimisation-based methods "
                              f"({', '.join(OPTIMISATION_METHODS)}); {method.name} does not "
                              f"adapt by gradient steps.")

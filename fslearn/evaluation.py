@@ -21,7 +21,7 @@ from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.sequences import SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.mann import SequenceMethod, correct_steps
+from fslearn.methods.sequence import SequenceMethod, correct_steps
 
 __all__ = [
     "SHOT_EQUIVALENT_NOTE",
@@ -394,7 +394,7 @@ def evaluate_sequences(
     classes; the figures are the means over episodes with their 95% CIs.
 
     Args:
-        method: a sequence model (:class:`~fslearn.methods.mann.SequenceMethod`); put in
+        method: a sequence model (:class:`~fslearn.methods.sequence.SequenceMethod`); put in
             evaluation mode while this runs, and restored after.
         tasks: the test classes, with how their images are presented (a plain dataset is
             presented as :class:`SequenceTasks` does by default).

@@ -44,7 +44,7 @@ from fslearn.data.sequences import LABEL_KINDS, SequenceSampler, SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression, SinusoidSampler
 from fslearn.evaluation import EvaluationResult, SequenceResult, evaluate, evaluate_sequences
 from fslearn.methods.base import FewShotMethod
-from fslearn.methods.mann import SequenceMethod
+from fslearn.methods.sequence import SequenceMethod
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig", "TrainingResult", "learning_rate",
            "train"]

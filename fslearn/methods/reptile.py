@@ -27,13 +27,14 @@ from torch import Tensor
 from torch.func import functional_call
 
 from fslearn.data.episodes import Episode
-from fslearn.methods.maml import INNER_OPTIMIZERS, MAML, Params, inner_loop
+from fslearn.methods.inner_loop import INNER_OPTIMIZERS, InnerLoopMethod, Params, inner_loop
 
 __all__ = ["Reptile"]
 
 
-class Reptile(MAML):
-    r"""Reptile on MAML's network; see the module docstring. Arguments as :class:`MAML` (whose
+class Reptile(InnerLoopMethod):
+    r"""Reptile on MAML's network; see the module docstring. Arguments as
+    :class:`~fslearn.methods.inner_loop.InnerLoopMethod` (whose
     ``first_order`` does not apply: Reptile never differentiates the inner loop), and
 
     Args:
