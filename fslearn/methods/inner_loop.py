@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from torch.func import functional_call, grad, vmap
 from fslearn.backbones import Conv4, TaskBatchNorm2d
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import FewShotMethod
+from fslearn.methods.options import Family, Option
 
 __all__ = [
     "ENGINES",
@@ -228,6 +230,21 @@ class InnerLoopMethod(FewShotMethod):
             regression: the paper's MLP with ``hidden_channels`` units, squared error; ``n_way``
             must be 1).
     """
+
+    family = Family("optimisation-based methods", summary="the inner loop")
+    #: the paper's sinusoid network: two hidden layers of 40 units, one output
+    regression_hparams = MappingProxyType({"n_way": 1, "task": "regression",
+                                           "hidden_channels": 40})
+    cli_options = (
+        Option(("--inner-steps",), "inner gradient steps per task in training", type=int),
+        Option(("--inner-lr",), "inner step size alpha (Meta-SGD: its initial value; with "
+               "--inner-optimizer adam: Adam's learning rate)", type=float),
+        Option(("--test-inner-steps",), "inner steps in validation and evaluation (Finn et al. "
+               "test with 3)", type=int, default_text="--inner-steps"),
+        Option(("--engine",), "run the tasks of a batch in a loop or vectorised with "
+               "torch.func.vmap (auto: vmap on CUDA and for --sinusoid, the loop for images on "
+               "a CPU)", choices=ENGINES),
+    )
 
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from fslearn.data.sequences import SequenceEpisode
+from fslearn.methods.options import Option
 
 # the family base and its scores live in fslearn.methods.sequence; re-exported here, where they
 # were first defined, so that existing imports keep working
@@ -224,6 +225,16 @@ class MANN(SequenceMethod):
     """
 
     name = "mann"
+    cli_options = (
+        *SequenceMethod.cli_options,
+        Option(("--controller-size",), "LSTM units of the controller", type=int,
+               exclusive=True, positive=True),
+        Option(("--memory-slots",), "memory rows", type=int, exclusive=True, positive=True),
+        Option(("--memory-width",), "numbers per memory row", type=int, exclusive=True,
+               positive=True),
+        Option(("--read-heads",), "read (and write) heads", type=int, exclusive=True,
+               positive=True),
+    )
 
     def __init__(
         self,
@@ -331,6 +342,8 @@ class LSTMBaseline(SequenceMethod):
     """
 
     name = "lstm"
+    cli_options = (*SequenceMethod.cli_options, *(
+        option for option in MANN.cli_options if option.flags == ("--controller-size",)))
 
     def __init__(self, input_features: int = 405, num_outputs: int = 5,
                  controller_size: int = 200) -> None:

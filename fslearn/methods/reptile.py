@@ -28,6 +28,7 @@ from torch.func import functional_call
 
 from fslearn.data.episodes import Episode
 from fslearn.methods.inner_loop import INNER_OPTIMIZERS, InnerLoopMethod, Params, inner_loop
+from fslearn.methods.options import Option
 
 __all__ = ["Reptile"]
 
@@ -44,6 +45,15 @@ class Reptile(InnerLoopMethod):
     """
 
     name = "reptile"
+    cli_options = (
+        *InnerLoopMethod.cli_options,
+        Option(("--inner-optimizer",), "the inner optimizer (adam with beta1 = 0, as in the "
+               "paper)", choices=INNER_OPTIMIZERS),
+        Option(("--inner-batch",), "support images per inner step in training", type=int,
+               default_text="all of them"),
+        Option(("--test-inner-batch",), "support images per inner step at test time",
+               type=int, default_text="all of them"),
+    )
 
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 5,
                  inner_lr: float = 1e-3, test_inner_steps: int | None = 50,

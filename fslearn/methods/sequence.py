@@ -7,12 +7,15 @@ memory) is its own business.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fslearn.data.sequences import SequenceEpisode
+from fslearn.data.sequences import LABEL_KINDS, SequenceEpisode
 from fslearn.methods.base import FewShotMethod
+from fslearn.methods.options import Family, Option
 
 __all__ = [
     "SequenceMethod",
@@ -88,7 +91,29 @@ class SequenceMethod(FewShotMethod):
     Contract: ``forward`` takes a :class:`SequenceEpisode` (what the training loop and
     :func:`fslearn.evaluation.evaluate_sequences` pass) or its ``inputs`` tensor
     ``[batch, time, features]`` directly, and gives ``logits [batch, time, num_outputs]``.
+    Its constructor takes ``input_features`` and ``num_outputs`` (set from the episodes).
     """
+
+    episode_kind = "sequences"
+    family = Family(
+        "sequence methods",
+        summary="sequence episodes of --way classes, --batch episodes per step",
+        refuses=("shot", "query", "val_shot", "sinusoid"),
+        refused_as="support/query episodes or regression tasks",
+        trains_on="learns from sequence episodes of --way classes x --per-class drawings")
+    #: Santoro et al.'s episodes (5-way, 10 drawings per class, batches of 16, 20x20 images)
+    #: and a constant learning rate (the step decay that suits prototypical networks stalls
+    #: these runs)
+    training_defaults = MappingProxyType({"n_way": 5, "per_class": 10, "tasks": 16,
+                                          "image_size": 20, "lr_gamma": 1.0,
+                                          "labels": "one_hot"})
+    cli_options = (
+        Option(("--per-class", "--drawings"), "drawings of each class per episode", type=int,
+               constructor=False, exclusive=True),
+        Option(("--labels",), "one_hot: a one-hot label per class; string: 5-character strings "
+               "over 5 symbols (Santoro et al.'s 15-way setting)",
+               metavar="{" + ",".join(LABEL_KINDS) + "}", constructor=False, exclusive=True),
+    )
 
     @staticmethod
     def _inputs(episode: SequenceEpisode | Tensor) -> Tensor:
