@@ -237,8 +237,8 @@ class InnerLoopMethod(FewShotMethod):
                                            "hidden_channels": 40})
     cli_options = (
         Option(("--inner-steps",), "inner gradient steps per task in training", type=int),
-        Option(("--inner-lr",), "inner step size alpha (Meta-SGD: its initial value; with "
-               "--inner-optimizer adam: Adam's learning rate)", type=float),
+        Option(("--inner-lr",), "inner step size alpha (Meta-SGD: its initial value; with an "
+               "Adam inner optimizer: its learning rate)", type=float),
         Option(("--test-inner-steps",), "inner steps in validation and evaluation (Finn et al. "
                "test with 3)", type=int, default_text="--inner-steps"),
         Option(("--engine",), "run the tasks of a batch in a loop or vectorised with "
