@@ -21,7 +21,7 @@ from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.sequences import SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.sequence import SequenceMethod, correct_steps
+from fslearn.methods.sequence import correct_steps
 
 __all__ = [
     "SHOT_EQUIVALENT_NOTE",
@@ -415,7 +415,7 @@ def evaluate_sequences(
     if episodes < 2:
         raise ValueError(f"episodes must be at least 2 to give a confidence interval, got "
                          f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
-    if not isinstance(method, SequenceMethod):
+    if method.episode_kind != "sequences":  # declared by the method's class
         raise ValueError(f"{type(method).__name__} does not read sequence episodes; evaluate it "
                          f"with evaluate().")
     if not isinstance(tasks, SequenceTasks):
