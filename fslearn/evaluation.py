@@ -22,7 +22,7 @@ from fslearn.data.episodes import Episode, EpisodeIndices, EpisodeSampler
 from fslearn.data.sequences import SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.mann import SequenceMethod, correct_steps
+from fslearn.methods.sequence import correct_steps
 
 __all__ = [
     "SHOT_EQUIVALENT_NOTE",
@@ -387,7 +387,7 @@ def evaluate_sequences(
     classes; the figures are the means over episodes with their 95% CIs.
 
     Args:
-        method: a sequence model (:class:`~fslearn.methods.mann.SequenceMethod`); put in
+        method: a sequence model (:class:`~fslearn.methods.sequence.SequenceMethod`); put in
             evaluation mode while this runs, and restored after.
         tasks: the test classes, with how their images are presented (a plain dataset is
             presented as :class:`SequenceTasks` does by default).
@@ -408,7 +408,7 @@ def evaluate_sequences(
     if episodes < 2:
         raise ValueError(f"episodes must be at least 2 to give a confidence interval, got "
                          f"{episodes}; report figures over at least {MIN_REPORTED_EPISODES}.")
-    if not isinstance(method, SequenceMethod):
+    if method.episode_kind != "sequences":  # declared by the method's class
         raise ValueError(f"{type(method).__name__} does not read sequence episodes; evaluate it "
                          f"with evaluate().")
     if not isinstance(tasks, SequenceTasks):

@@ -35,7 +35,7 @@ from fslearn.data.folder import (
     load_image_folder,
 )
 from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.mann import SequenceMethod
+from fslearn.methods.sequence import SequenceMethod
 
 __all__ = [
     "ImagePreparation",

@@ -44,7 +44,6 @@ from fslearn.data.sequences import LABEL_KINDS, SequenceSampler, SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression, SinusoidSampler
 from fslearn.evaluation import EvaluationResult, SequenceResult, evaluate, evaluate_sequences
 from fslearn.methods.base import FewShotMethod
-from fslearn.methods.mann import SequenceMethod
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig", "TrainingResult", "learning_rate",
            "train"]
@@ -260,10 +259,11 @@ def train(
             f"{type(method).__name__} has no trainable parameters, so there is nothing to "
             f"train: evaluate it directly (fslearn.evaluate, or build it and call evaluate)."
         )
-    if isinstance(method, SequenceMethod) and not isinstance(train_data, SequenceTasks):
+    sequences = method.episode_kind == "sequences"  # declared by the method's class
+    if sequences and not isinstance(train_data, SequenceTasks):
         raise ValueError(f"{type(method).__name__} learns from sequence episodes, so it trains "
                          f"on SequenceTasks, not on {type(train_data).__name__}.")
-    if isinstance(train_data, SequenceTasks) and not isinstance(method, SequenceMethod):
+    if isinstance(train_data, SequenceTasks) and not sequences:
         raise ValueError(f"{type(method).__name__} does not read sequence episodes; train it on "
                          f"the classes themselves, not on SequenceTasks.")
     optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD

@@ -367,7 +367,7 @@ def test_default_run_folder_tells_fce_apart(monkeypatch, tmp_path):
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("fslearn.cli.train", interrupted)
+    monkeypatch.setattr("fslearn.cli.train.train", interrupted)
     assert main(["train", "matchingnet", "--fce", "--way", "5", "--no-progress"]) == 130
     assert main(["train", "matchingnet", "--way", "5", "--no-progress"]) == 130
     assert folders == ["runs/matchingnet-vinyals-5w1s-fce-seed0",

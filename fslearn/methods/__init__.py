@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.baseline import Baseline, BaselinePlusPlus
+from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
-from fslearn.methods.mann import MANN, LSTMBaseline, SequenceMethod
+from fslearn.methods.mann import MANN, LSTMBaseline
 from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
+from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "BaselinePlusPlus",
     "FewShotMethod",
     "FirstOrderMAML",
+    "InnerLoopMethod",
     "LSTMBaseline",
     "MatchingNetwork",
     "MetaSGD",

@@ -4,6 +4,9 @@ function serve them all."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +16,7 @@ from fslearn.data.batches import LabelledBatchSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
 from fslearn.data.pairs import PairSampler, TripletSampler
+from fslearn.methods.options import Family, Option
 
 __all__ = ["FewShotMethod", "MetricMethod", "check_query_labels", "check_support"]
 
@@ -24,10 +28,26 @@ class FewShotMethod(nn.Module, ABC):
     and is overridden by methods trained otherwise (e.g. Relation Networks' mean squared error).
 
     ``hparams`` holds the constructor arguments, so a checkpoint can rebuild the method.
+
+    What the training loop, evaluation, prediction and the command line need to know about a
+    method they read from its class's declarations below (see :mod:`fslearn.methods.options`),
+    never from its name or its class.
     """
 
     #: the name under which the method is registered (``fslearn train <name>``)
     name: str = ""
+    #: what it is tested on: ``"episodes"`` (support and query sets) or ``"sequences"``
+    #: (:class:`~fslearn.data.sequences.SequenceTasks`: one answer per step)
+    episode_kind: ClassVar[str] = "episodes"
+    #: its command-line options, beyond the shared ones (``fslearn train <name> --help``)
+    cli_options: ClassVar[tuple[Option, ...]] = ()
+    #: the methods it shares options and a way of training with, if any
+    family: ClassVar[Family | None] = None
+    #: the TrainingConfig fields (and ``image_size``) it trains with unless told otherwise
+    training_defaults: ClassVar[Mapping[str, object]] = MappingProxyType({})
+    #: constructor arguments that make it a sinusoid regression model, or None if it only
+    #: classifies images (``fslearn train <name> --sinusoid``)
+    regression_hparams: ClassVar[Mapping[str, object] | None] = None
 
     def __init__(self) -> None:
         super().__init__()

@@ -40,6 +40,7 @@ course's notes could not confirm, so ``fslearn report`` sets no paper figures be
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,7 @@ from fslearn.data.batches import LabelledBatch, LabelledBatchSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_support
+from fslearn.methods.options import Family, Option
 from fslearn.methods.siamese import _embedding_size
 
 __all__ = [
@@ -200,6 +202,29 @@ class Baseline(MetricMethod):
     """
 
     name = "baseline"
+    family = Family(
+        "transfer baselines",
+        summary="pre-trained as classifiers over all training classes on class-balanced "
+        "mini-batches instead of episodes (constant learning rate unless --lr-gamma says "
+        "otherwise), then a new head fine-tuned on each test episode's support set; validated "
+        "on --val-way --val-shot episodes",
+        why=", which pre-train on labelled mini-batches", refuses=("way", "shot", "query", "tasks"),
+        trains_on="pre-trains on labelled mini-batches, --batch-size images per step "
+        "(validation episodes: --val-way, --val-shot, --val-query)")
+    #: Chen et al.'s mini-batch, at a constant learning rate
+    training_defaults = MappingProxyType({"batch_size": 16, "lr_gamma": 1.0})
+    cli_options = (
+        Option(("--batch-size",), "images per pre-training step", type=int, metavar="B",
+               constructor=False, exclusive=True),
+        Option(("--finetune-epochs",), "passes over the support set when fine-tuning each test "
+               "episode's head (Chen et al.'s)", type=int, metavar="E"),
+        Option(("--finetune-batch",), "support images per fine-tuning step", type=int,
+               metavar="B"),
+        Option(("--finetune-lr",), "learning rate of the fine-tuning SGD, momentum 0.9",
+               type=float, metavar="LR"),
+        Option(("--scale",), "baselinepp only: the cosine heads' scale", type=float,
+               default_text="10 over more than 200 classes, else 2, as Chen et al.'s code"),
+    )
     #: the classifier head: "linear" (Baseline) or "cosine" (Baseline++)
     head = "linear"
 

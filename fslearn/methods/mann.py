@@ -43,11 +43,20 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fslearn.data.sequences import SequenceEpisode
-from fslearn.methods.base import FewShotMethod
+from fslearn.methods.options import Option
+
+# the family base and its scores live in fslearn.methods.sequence; re-exported here, where they
+# were first defined, so that existing imports keep working
+from fslearn.methods.sequence import (
+    SequenceMethod,
+    accuracy_by_presentation,
+    correct_steps,
+    predictions,
+    sequence_loss,
+)
 
 __all__ = [
     "MANN",
@@ -160,91 +169,6 @@ def update_usage(usage: Tensor, read_weights: Tensor, write_weights: Tensor, gam
     return gamma * usage + read_weights.sum(1) + write_weights.sum(1)
 
 
-# --- losses and scores on sequence episodes ---------------------------------------------------
-
-
-def _per_character(logits: Tensor, episode: SequenceEpisode) -> Tensor:
-    """``[batch, time, outputs]`` -> ``[batch, time, string_length, symbols]`` for strings."""
-    return logits.unflatten(2, (episode.string_length, episode.symbols))
-
-
-def sequence_loss(logits: Tensor, episode: SequenceEpisode) -> Tensor:
-    """Mean cross-entropy over every step of every episode (a scalar).
-
-    Args:
-        logits: ``[batch, time, episode.num_outputs]``.
-        episode: the episodes the logits are for.
-    """
-    if episode.label_kind == "one_hot":
-        return F.cross_entropy(logits.flatten(0, 1), episode.targets.flatten())
-    per_char = _per_character(logits, episode)
-    losses = F.cross_entropy(per_char.flatten(0, 2), episode.targets.flatten(), reduction="none")
-    return losses.view(episode.targets.shape).sum(2).mean()
-
-
-def predictions(logits: Tensor, episode: SequenceEpisode) -> Tensor:
-    """The predicted targets: ``[batch, time]`` labels, or ``[batch, time, string_length]``."""
-    if episode.label_kind == "one_hot":
-        return logits.argmax(2)
-    return _per_character(logits, episode).argmax(3)
-
-
-def correct_steps(logits: Tensor, episode: SequenceEpisode) -> Tensor:
-    """``[batch, time]`` bool: whether each step's prediction is right (a string label only if
-    every character is)."""
-    hits = predictions(logits, episode) == episode.targets
-    return hits.all(2) if hits.dim() == 3 else hits
-
-
-def accuracy_by_presentation(logits: Tensor, episode: SequenceEpisode, presentations: int = 10
-                             ) -> Tensor:
-    """Accuracy on the 1st, 2nd, ... presentation of a class, the paper's score.
-
-    Args:
-        logits: ``[batch, time, episode.num_outputs]``.
-        episode: the episodes the logits are for.
-        presentations: how many presentations to report.
-
-    Returns:
-        ``[presentations]`` float; entry ``k`` is the accuracy over all steps that show their
-        class for the ``(k+1)``-th time; NaN where no step does (``per_class <= k``). A string
-        label is right only if every character is.
-    """
-    correct = correct_steps(logits, episode)
-    which = episode.presentation.flatten() - 1
-    keep = which < presentations
-    hits = torch.zeros(presentations, device=logits.device).index_add_(
-        0, which[keep], correct.flatten()[keep].float())
-    counts = torch.bincount(which[keep], minlength=presentations).float()
-    return hits / counts  # 0 / 0 = NaN where the presentation never happens
-
-
-class SequenceMethod(FewShotMethod):
-    """What both models share: a :class:`FewShotMethod` that reads sequence episodes.
-
-    ``forward`` takes a :class:`SequenceEpisode` (what the training loop and
-    :func:`fslearn.evaluation.evaluate_sequences` pass) or its ``inputs`` tensor
-    ``[batch, time, features]`` directly, and gives ``logits [batch, time, num_outputs]``.
-    """
-
-    @staticmethod
-    def _inputs(episode: SequenceEpisode | Tensor) -> Tensor:
-        """``[batch, time, features]`` from an episode or from the tensor itself."""
-        return episode.inputs if isinstance(episode, SequenceEpisode) else episode
-
-    def loss(self, episode: SequenceEpisode) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        """``(scalar loss, logits [batch, time, outputs])`` on a batch of sequence episodes."""
-        logits = self(episode.inputs)
-        return sequence_loss(logits, episode), logits
-
-    def correct(self, logits: Tensor, episode: SequenceEpisode  # type: ignore[override]
-                ) -> tuple[int, int]:
-        """``(right answers, steps)`` over every step of every episode (a string label is right
-        only if every character is)."""
-        hits = correct_steps(logits, episode)
-        return int(hits.sum()), hits.numel()
-
-
 # --- the models ---------------------------------------------------------------------------------
 
 
@@ -301,6 +225,16 @@ class MANN(SequenceMethod):
     """
 
     name = "mann"
+    cli_options = (
+        *SequenceMethod.cli_options,
+        Option(("--controller-size",), "LSTM units of the controller", type=int,
+               exclusive=True, positive=True),
+        Option(("--memory-slots",), "memory rows", type=int, exclusive=True, positive=True),
+        Option(("--memory-width",), "numbers per memory row", type=int, exclusive=True,
+               positive=True),
+        Option(("--read-heads",), "read (and write) heads", type=int, exclusive=True,
+               positive=True),
+    )
 
     def __init__(
         self,
@@ -408,6 +342,8 @@ class LSTMBaseline(SequenceMethod):
     """
 
     name = "lstm"
+    cli_options = (*SequenceMethod.cli_options, *(
+        option for option in MANN.cli_options if option.flags == ("--controller-size",)))
 
     def __init__(self, input_features: int = 405, num_outputs: int = 5,
                  controller_size: int = 200) -> None:

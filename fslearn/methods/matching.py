@@ -59,6 +59,7 @@ from fslearn._modes import evaluation_mode
 from fslearn.backbones import Conv4
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
+from fslearn.methods.options import Option
 
 __all__ = [
     "DEFAULT_FCE_STEPS",
@@ -181,6 +182,16 @@ class MatchingNetwork(MetricMethod):
     """
 
     name = "matchingnet"
+    cli_options = (
+        Option(("--fce",), "full context embeddings: a bidirectional LSTM over the support set "
+               "and an attention LSTM for each query (default: off, cosine attention over the "
+               "Conv4 embeddings alone)", flag=True),
+        Option(("--fce-steps",), "with --fce: processing steps K of the query's attention LSTM",
+               type=int, default_text=str(DEFAULT_FCE_STEPS),
+               needs=("fce", "sets the processing steps of full context embeddings")),
+        Option(("--scale",), "the attention's logits are scale * cosine (1: the paper's)",
+               type=float),
+    )
 
     def __init__(
         self,

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
+from fslearn.methods.options import Option
 
 __all__ = [
     "AGGREGATES",
@@ -215,6 +216,11 @@ class RelationNetwork(MetricMethod):
     """
 
     name = "relationnet"
+    cli_options = (
+        Option(("--aggregate",), "how a class's K support feature maps are combined: sum, the "
+               "authors' (train with the shots you will test with), or mean (one model for any "
+               "number of shots; the same as sum with one shot)", choices=AGGREGATES),
+    )
 
     def __init__(self, in_channels: int = 1, image_size: int = 28,
                  max_grad_norm: float | None = 0.5, aggregate: str = "sum") -> None:

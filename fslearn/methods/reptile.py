@@ -27,13 +27,15 @@ from torch import Tensor
 from torch.func import functional_call
 
 from fslearn.data.episodes import Episode
-from fslearn.methods.maml import INNER_OPTIMIZERS, MAML, Params, inner_loop
+from fslearn.methods.inner_loop import INNER_OPTIMIZERS, InnerLoopMethod, Params, inner_loop
+from fslearn.methods.options import Option
 
 __all__ = ["Reptile"]
 
 
-class Reptile(MAML):
-    r"""Reptile on MAML's network; see the module docstring. Arguments as :class:`MAML` (whose
+class Reptile(InnerLoopMethod):
+    r"""Reptile on MAML's network; see the module docstring. Arguments as
+    :class:`~fslearn.methods.inner_loop.InnerLoopMethod` (whose
     ``first_order`` does not apply: Reptile never differentiates the inner loop), and
 
     Args:
@@ -43,6 +45,15 @@ class Reptile(MAML):
     """
 
     name = "reptile"
+    cli_options = (
+        *InnerLoopMethod.cli_options,
+        Option(("--inner-optimizer",), "the inner optimizer (adam with beta1 = 0, as in the "
+               "paper)", choices=INNER_OPTIMIZERS),
+        Option(("--inner-batch",), "support images per inner step in training", type=int,
+               default_text="all of them"),
+        Option(("--test-inner-batch",), "support images per inner step at test time",
+               type=int, default_text="all of them"),
+    )
 
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 5,
                  inner_lr: float = 1e-3, test_inner_steps: int | None = 50,

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,7 @@ from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
 from fslearn.data.pairs import PairBatch, PairSampler, TripletBatch, TripletSampler
 from fslearn.methods.base import MetricMethod
+from fslearn.methods.options import Family, Option
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -195,6 +197,26 @@ class SiameseNetwork(MetricMethod):
     """
 
     name = "siamese"
+    family = Family(
+        "Siamese networks",
+        summary="trained on same/different pairs or on triplets instead of episodes, validated "
+        "on --val-way --val-shot episodes",
+        why=", which train on pairs", refuses=("way", "shot", "query", "tasks"),
+        trains_on="trains on pairs or triplets, --pairs-per-step of them per step "
+        "(validation episodes: --val-way, --val-shot, --val-query)")
+    #: Koch et al.'s mini-batch of pairs
+    training_defaults = MappingProxyType({"pairs_per_step": 128})
+    cli_options = (
+        Option(("--pairs-per-step",), "pairs (half same, half different), or triplets, per "
+               "optimizer step", type=int, metavar="B", constructor=False, exclusive=True),
+        Option(("--loss",), "bce: a sigmoid of a learned weighted L1 distance, binary "
+               "cross-entropy on pairs (Koch et al.); contrastive: Hadsell et al.'s loss on the "
+               "Euclidean distance of pairs; triplet: Schroff et al.'s loss on squared "
+               "distances of unit-length embeddings", choices=LOSSES, exclusive=True),
+        Option(("--margin",), "margin of the contrastive or triplet loss", type=float,
+               metavar="M", exclusive=True, default_text=", ".join(
+                   f"{k} {v:g}" for k, v in DEFAULT_MARGINS.items()) + "; bce has none"),
+    )
 
     def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1,
                  image_size: int = 28, loss: str = "bce", margin: float | None = None) -> None:

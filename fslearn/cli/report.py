@@ -1,0 +1,180 @@
+"""``fslearn report``: the four standard Omniglot settings beside the paper's figures (sequence
+models: accuracy by presentation beside Santoro et al.'s table; sinusoid models: Finn et al.'s
+mean squared errors), optionally stored as results.json in the checkpoint folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fslearn._system import describe_hardware
+from fslearn.checkpoints import (
+    load_checkpoint,
+    read_checkpoint,
+    resolve_checkpoint,
+    write_json_atomically,
+)
+from fslearn.cli._args import (
+    check_episodes,
+    command,
+    episode_args,
+    learns_from_sequences,
+    load_for_eval,
+    ordinal,
+    torch_device,
+)
+from fslearn.cli.evaluate import (
+    evaluate_sequence_checkpoint,
+    print_shot_equivalents,
+    shot_equivalents,
+)
+from fslearn.data.sinusoid import SinusoidRegression
+from fslearn.evaluation import SHOT_EQUIVALENT_NOTE, embed_dataset, evaluate, evaluate_regression
+from fslearn.methods import MetricMethod
+from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any) -> None:
+    """``fslearn report`` and its options."""
+    rp = command(commands, "report",
+                  "evaluate the four standard Omniglot settings beside the paper's figures "
+                  "(sequence models: accuracy by presentation beside Santoro et al.'s table)")
+    rp.add_argument("checkpoint", help="checkpoint folder, run folder, or shipped name")
+    episode_args(rp)
+    rp.add_argument("--write", action="store_true",
+                    help="store the figures as results.json in the checkpoint folder "
+                    "(default: only print them)")
+    rp.add_argument("--json", action="store_true",
+                    help="print one JSON object (default: a table)")
+
+
+def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str, str]:
+    """Finn et al.'s Table 2 settings for a sinusoid checkpoint: MSE after 1, 5 and 10 steps on
+    the checkpoint's K support points, 100 query points per task."""
+    device = torch_device(args.device)
+    method, record = load_checkpoint(args.checkpoint, device)
+    k_shot = int(record["config"]["k_shot"])
+    paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
+    results = evaluate_regression(method, SinusoidRegression(), k_shot, (1, 5, 10),
+                                  n_query=100, episodes=args.episodes, seed=args.seed)
+    rows = [{**r.to_dict(), "paper_mse": paper.get(r.steps)} for r in results]
+    return rows, PAPER_RESULTS["citations"]["sinusoid"], describe_hardware(device)
+
+
+def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path,
+                     record: dict[str, Any]) -> int:
+    """A sequence model's accuracy by presentation beside Santoro et al.'s Table 1 (5-way
+    one-hot episodes only), and as the 5-way 1-shot and 5-shot equivalents."""
+    args.per_class = None  # the checkpoint's episodes
+    method, result, device = evaluate_sequence_checkpoint(args, record)
+    table = PAPER_RESULTS["sequences"]
+    comparable = result.labels == "one_hot"
+    paper = {name: figures.get(result.n_way, {}) if comparable else {}
+             for name, figures in table.items()}
+    rows = [{"presentation": k, "accuracy": accuracy, "ci95": ci95,
+             "paper_accuracy": paper.get(method.name, {}).get(k)}
+            for k, (accuracy, ci95) in enumerate(zip(result.by_presentation,
+                                                     result.by_presentation_ci95,
+                                                     strict=True), 1)]
+    equivalents = shot_equivalents(result)
+    report = {
+        "checkpoint": folder.name,
+        "command": shlex.join(["fslearn", *argv]),
+        "paper": PAPER_RESULTS["citations"]["sequences"],
+        "hardware": describe_hardware(device),
+        "n_way": result.n_way, "per_class": result.per_class, "labels": result.labels,
+        "episodes": result.episodes, "seed": result.seed, "dataset": result.dataset,
+        "results": rows,
+        "paper_table": {name: {str(k): v for k, v in figures.items()}
+                        for name, figures in paper.items()},
+        "shot_equivalents": equivalents,
+        "note": SHOT_EQUIVALENT_NOTE,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        names = list(table)
+        width = max(len(f"paper {name}") for name in names) + 2
+        print(f"{result.n_way}-way sequences, {result.per_class} drawings per class, "
+              f"{result.labels} labels, {result.episodes} episodes of {result.dataset}")
+        print(f"{'presentation':<14}{'fslearn ' + method.name:>22}"
+              + "".join(f"{'paper ' + name:>{width}}" for name in names))
+        for row in rows:
+            k = row["presentation"]
+            ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
+            theirs = "".join(f"{'' if k not in paper[n] else f'{100 * paper[n][k]:.1f}':>{width}}"
+                             for n in names)
+            print(f"{ordinal(k):<14}{ours:>22}{theirs}")
+        print_shot_equivalents(equivalents, 36)
+        print(f"Paper: {report['paper']}" + ("" if comparable else
+                                             " (one-hot labels only: not comparable)"))
+    if args.write:
+        write_json_atomically(folder / "results.json", report)
+        print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``fslearn report``: returns the exit status."""
+    folder = resolve_checkpoint(args.checkpoint)
+    record = read_checkpoint(folder).metadata
+    if learns_from_sequences(record.get("method")):
+        return _sequence_report(args, argv, folder, record)
+    check_episodes(args.episodes)
+    if record.get("data", {}).get("dataset") == "sinusoid":
+        rows, citation, hardware = _regression_report(args)
+        report = {"checkpoint": folder.name, "command": shlex.join(["fslearn", *argv]),
+                  "paper": citation, "hardware": hardware, "results": rows}
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(f"{'setting':<16}{'fslearn MSE':>22}{'paper':>10}")
+            for row in rows:
+                theirs = "" if row["paper_mse"] is None else f"{row['paper_mse']:.2f}"
+                ours = f"{row['mse']:.3f} +/- {row['ci95']:.3f}"
+                steps = f"{row['steps']} step{'s' * (row['steps'] != 1)}"
+                print(f"K={row['k_shot']}, {steps:<9}{ours:>22}{theirs:>10}")
+        if args.write:
+            write_json_atomically(folder / "results.json", report)
+            print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
+        return 0
+    method, dataset, device = load_for_eval(args)
+    paper = PAPER_RESULTS.get(method.name, {})
+    rows: list[dict[str, Any]] = []
+    embeddings = (embed_dataset(method, dataset, device)
+                  if isinstance(method, MetricMethod) else None)
+    # a model with a head of n_way classes (MAML and its variants) scores n_way-way tasks only
+    head = getattr(method, "n_way", None)
+    for n_way, k_shot in STANDARD_SETTINGS:
+        if head is not None and n_way != head:
+            continue
+        result = evaluate(method, dataset, n_way, k_shot, args.query, args.episodes,
+                          seed=args.seed, device=device, embeddings=embeddings,
+                          progress=args.progress)
+        rows.append({**result.to_dict(), "paper_accuracy": paper.get((n_way, k_shot))})
+    report = {
+        "checkpoint": folder.name,
+        "command": shlex.join(["fslearn", *argv]),
+        "paper": PAPER_RESULTS.get("citations", {}).get(method.name),
+        "hardware": describe_hardware(device),
+        "results": rows,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{'setting':<16}{'fslearn':>22}{'paper':>10}")
+        for row in rows:
+            ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
+            theirs = "" if row["paper_accuracy"] is None else f"{100 * row['paper_accuracy']:.1f}"
+            print(f"{row['n_way']}-way {row['k_shot']}-shot{'':<4}{ours:>22}{theirs:>10}")
+    if args.write:
+        write_json_atomically(folder / "results.json", report)
+        print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,372 @@
+r"""The family base of inner-loop (optimisation-based) methods, and the functional inner loop
+they share: MAML and its variants, Reptile and the fine-tuned baseline all adapt the same
+network to each task by gradient steps on its support set.
+
+The inner loop is written with :func:`torch.func.functional_call` and :func:`torch.func.grad`,
+so the same code runs in a per-task Python loop or vectorised over the tasks with
+:func:`torch.func.vmap`, and under ``torch.no_grad()`` (evaluation still adapts).
+
+Batch norm uses the statistics of the current batch, at training and at test time alike, as in
+the authors' code (transductive): see :class:`~fslearn.backbones.TaskBatchNorm2d`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import MappingProxyType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from fslearn.backbones import Conv4, TaskBatchNorm2d
+from fslearn.data.episodes import Episode
+from fslearn.methods.base import FewShotMethod
+from fslearn.methods.options import Family, Option
+
+__all__ = [
+    "ENGINES",
+    "INNER_OPTIMIZERS",
+    "TASKS",
+    "InnerLoopMethod",
+    "Params",
+    "adapt",
+    "inner_loop",
+    "maml_network",
+    "sinusoid_network",
+]
+
+#: how the tasks of a batch are run: one after another, or vectorised with torch.func.vmap
+ENGINES = ("auto", "loop", "vmap")
+#: image classification (Conv4, cross-entropy) or sinusoid regression (an MLP, squared error)
+TASKS = ("classification", "regression")
+#: the inner loop's update: plain gradient steps, or Adam with beta1 = 0 (Reptile's)
+INNER_OPTIMIZERS = ("sgd", "adam")
+ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
+
+Params = dict[str, Tensor]
+
+
+def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
+                 hidden_channels: int = 64, blocks: int = 4) -> nn.Sequential:
+    """Conv4 with per-batch batch norm (module ``0``), then a linear layer to ``n_way`` logits
+    (module ``1``, the head). Each block halves the image, so the head takes
+    ``hidden_channels * (image_size // 2**blocks)**2`` features (64 for 28x28 Omniglot)."""
+    body = Conv4(in_channels, hidden_channels, blocks)
+    for block in body.features:
+        block[1] = TaskBatchNorm2d(hidden_channels)
+    side = image_size // 2**blocks
+    if side < 1:
+        raise ValueError(f"image_size {image_size} is too small for {blocks} blocks, which "
+                         f"halve it {blocks} times: use at least {2**blocks} pixels.")
+    return nn.Sequential(body, nn.Linear(hidden_channels * side * side, n_way))
+
+
+def sinusoid_network(hidden: int = 40) -> nn.Sequential:
+    """The paper's regression network: 1 input, two hidden layers of ``hidden`` ReLU units
+    (module ``0``), one output (module ``1``, the head)."""
+    body = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+    return nn.Sequential(body, nn.Linear(hidden, 1))
+
+
+def inner_loop(
+    model: nn.Module,
+    params: Params,
+    support_x: Tensor,
+    support_y: Tensor,
+    steps: int,
+    step_sizes: dict[str, Tensor | float],
+    first_order: bool = False,
+    loss_function: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    optimizer: str = "sgd",
+    batch_size: int | None = None,
+) -> Params:
+    """Adapt ``params`` to one task's support set with ``steps`` gradient steps.
+
+    Args:
+        model: the network, called as ``functional_call(model, params, support_x)``.
+        params: every parameter of ``model`` by name; those in ``step_sizes`` are adapted.
+        support_x: ``[n_support, C, H, W]``; support_y: ``[n_support]`` labels.
+        steps: number of inner gradient steps (0 returns ``params`` unchanged).
+        step_sizes: the inner learning rate of each adapted parameter, a number or a tensor
+            shaped like the parameter (Meta-SGD).
+        first_order: treat the inner gradients as constants (no second derivatives).
+        loss_function: the task loss, ``loss_function(outputs, support_y)``.
+        optimizer: ``"sgd"`` (plain gradient steps, MAML) or ``"adam"``: Adam with
+            :math:`\\beta_1 = 0, \\beta_2 = 0.999` and a fresh state for each task (Reptile's
+            inner optimizer; its square root is not meant to be differentiated through).
+        batch_size: examples per step, taken in order and cycling through the support set
+            (``None``: the whole support set at every step).
+
+    Returns:
+        The adapted parameters (the others unchanged), as differentiable functions of
+        ``params`` unless ``first_order``.
+    """
+    if optimizer not in INNER_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(INNER_OPTIMIZERS)}, got "
+                         f"{optimizer!r}")
+    adapted = {name: params[name] for name in step_sizes}
+    fixed = {name: value for name, value in params.items() if name not in step_sizes}
+    squares = {name: torch.zeros_like(value) for name, value in adapted.items()}
+    n_support = support_x.shape[0]
+    batch = n_support if batch_size is None else min(batch_size, n_support)
+
+    def support_loss(fast: Params, x: Tensor, y: Tensor) -> Tensor:
+        return loss_function(functional_call(model, {**fixed, **fast}, (x,)), y)
+
+    for step in range(steps):
+        x, y = support_x, support_y
+        if batch < n_support:
+            rows = torch.arange(step * batch, (step + 1) * batch,
+                                device=support_x.device) % n_support
+            x, y = support_x[rows], support_y[rows]
+        # torch.func.grad rather than torch.autograd.grad: it works inside vmap and under
+        # torch.no_grad(), and the outer autograd still differentiates through it
+        gradients = grad(support_loss)(adapted, x, y)
+        if first_order:
+            gradients = {name: value.detach() for name, value in gradients.items()}
+        if optimizer == "adam":  # torch.optim.Adam's update with beta1 = 0
+            squares = {name: ADAM_BETA2 * squares[name] + (1 - ADAM_BETA2) * g * g
+                       for name, g in gradients.items()}
+            correction = math.sqrt(1 - ADAM_BETA2 ** (step + 1))
+            gradients = {name: g / (squares[name].sqrt() / correction + ADAM_EPS)
+                         for name, g in gradients.items()}
+        adapted = {name: value - step_sizes[name] * gradients[name]
+                   for name, value in adapted.items()}
+    return {**fixed, **adapted}
+
+
+def adapt(
+    model: nn.Module,
+    support_x: Tensor,
+    support_y: Tensor,
+    steps: int = 1,
+    lr: float = 0.4,
+    loss_function: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    first_order: bool = False,
+    adapt_only: Callable[[str], bool] | None = None,
+) -> Params:
+    """Adapt any ``nn.Module`` to one task: ``steps`` gradient steps of size ``lr`` on its
+    support set, leaving the module itself untouched. Predict with the adapted parameters through
+    :func:`torch.func.functional_call`; back-propagating a loss computed with them gives MAML's
+    meta-gradient in the module's ``.grad`` (first-order if ``first_order``)::
+
+        adapted = adapt(model, support_x, support_y, steps=5, lr=0.1)
+        query_loss = F.cross_entropy(functional_call(model, adapted, (query_x,)), query_y)
+        query_loss.backward()
+
+    Args:
+        model: the network; every parameter that requires a gradient is adapted, unless
+            ``adapt_only`` says otherwise.
+        support_x: ``[n_support, ...]`` inputs; support_y: ``[n_support]`` targets.
+        steps: inner gradient steps (0 returns the parameters unchanged).
+        lr: the inner step size.
+        loss_function: ``loss_function(model(support_x), support_y)``.
+        first_order: treat the inner gradients as constants (no second derivatives).
+        adapt_only: adapt only the parameters whose names it accepts, e.g.
+            ``lambda name: name.startswith("head.")`` (ANIL).
+
+    Returns:
+        Every parameter of ``model`` by name, the adapted ones replaced.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"adapt takes an nn.Module, got {type(model).__name__}")
+    params = {name: value for name, value in model.named_parameters() if value.requires_grad}
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters, so there is "
+                         f"nothing to adapt: pass the network whose weights should change.")
+    step_sizes: dict[str, Tensor | float] = {
+        name: float(lr) for name in params if adapt_only is None or adapt_only(name)}
+    if not step_sizes:
+        raise ValueError(f"adapt_only accepted none of the parameters of "
+                         f"{type(model).__name__} ({', '.join(list(params)[:4])}, ...): "
+                         f"nothing would be adapted.")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if support_x.shape[:1] != support_y.shape[:1] or support_x.dim() == 0:
+        raise ValueError(f"support_x and support_y must hold the same number of examples "
+                         f"along their first dimension; got shapes {tuple(support_x.shape)} "
+                         f"and {tuple(support_y.shape)}")
+    for name, module in model.named_modules():
+        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
+                and module.track_running_stats):
+            raise ValueError(
+                f"{name or type(model).__name__} is a batch norm layer that updates its running "
+                f"statistics in training mode, which the inner loop's gradient steps cannot do: "
+                f"call model.eval() to normalise with the stored statistics, or build the layer "
+                f"with track_running_stats=False to use each batch's statistics (as MAML does).")
+    return inner_loop(model, params, support_x, support_y, steps, step_sizes, first_order,
+                      loss_function)
+
+
+class InnerLoopMethod(FewShotMethod):
+    """The family base of methods that adapt to each task by gradient steps on its support set
+    (second-order MAML on a Conv4 with a linear head of ``n_way`` outputs, as it stands).
+
+    Contract for a subclass: it may change which parameters are adapted and by how much
+    (:meth:`step_sizes`), how many inner steps training takes (:attr:`training_inner_steps`),
+    how one task is adapted and scored (:meth:`adapt_and_score`) and the update it leaves in
+    ``.grad`` (:meth:`training_step`); ``hparams`` must stay the arguments of its own
+    constructor, so that a checkpoint can rebuild it. Its episodes must have ``n_way`` classes
+    (the head's size), or be regression tasks of one output.
+
+    Args:
+        n_way: classes per episode (the size of the head; episodes must have this many).
+        in_channels: image channels.
+        inner_steps: inner gradient steps in training.
+        inner_lr: the inner step size :math:`\\alpha`.
+        test_inner_steps: inner steps when the method is in evaluation mode (the paper tests
+            with 3, the authors' code with 10); default: ``inner_steps``.
+        first_order: drop the second derivatives (first-order MAML).
+        engine: ``"loop"`` (tasks one after another), ``"vmap"`` (tasks vectorised) or
+            ``"auto"`` (see :meth:`resolved_engine`).
+        image_size: side of the square input images (sets the head's input size).
+        hidden_channels, blocks: the Conv4's width and depth (smaller for tests).
+        task: ``"classification"`` (the Conv4 and cross-entropy) or ``"regression"`` (sinusoid
+            regression: the paper's MLP with ``hidden_channels`` units, squared error; ``n_way``
+            must be 1).
+    """
+
+    family = Family("optimisation-based methods", summary="the inner loop")
+    #: the paper's sinusoid network: two hidden layers of 40 units, one output
+    regression_hparams = MappingProxyType({"n_way": 1, "task": "regression",
+                                           "hidden_channels": 40})
+    cli_options = (
+        Option(("--inner-steps",), "inner gradient steps per task in training", type=int),
+        Option(("--inner-lr",), "inner step size alpha (Meta-SGD: its initial value; with an "
+               "Adam inner optimizer: its learning rate)", type=float),
+        Option(("--test-inner-steps",), "inner steps in validation and evaluation (Finn et al. "
+               "test with 3)", type=int, default_text="--inner-steps"),
+        Option(("--engine",), "run the tasks of a batch in a loop or vectorised with "
+               "torch.func.vmap (auto: vmap on CUDA and for --sinusoid, the loop for images on "
+               "a CPU)", choices=ENGINES),
+    )
+
+    def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
+                 inner_lr: float = 0.4, test_inner_steps: int | None = None,
+                 first_order: bool = False, engine: str = "auto", image_size: int = 28,
+                 hidden_channels: int = 64, blocks: int = 4,
+                 task: str = "classification") -> None:
+        super().__init__()
+        for label, value in (("n_way", n_way), ("inner_steps", inner_steps)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if test_inner_steps is not None and (not isinstance(test_inner_steps, int)
+                                             or test_inner_steps < 0):
+            raise ValueError(f"test_inner_steps must be a non-negative integer, got "
+                             f"{test_inner_steps!r}")
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be positive, got {inner_lr!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        if task == "regression":
+            if n_way != 1:
+                raise ValueError(f"sinusoid regression has one output: n_way must be 1, got "
+                                 f"{n_way}")
+            self.network = sinusoid_network(hidden_channels)
+            self.task_loss: Callable[[Tensor, Tensor], Tensor] = F.mse_loss
+        else:
+            self.network = maml_network(n_way, in_channels, image_size, hidden_channels, blocks)
+            self.task_loss = F.cross_entropy
+        self.task = task
+        self.n_way, self.inner_steps, self.inner_lr = n_way, inner_steps, float(inner_lr)
+        self.test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+        self.first_order, self.engine = first_order, engine
+        self.hparams = {"n_way": n_way, "in_channels": in_channels, "inner_steps": inner_steps,
+                        "inner_lr": float(inner_lr), "test_inner_steps": test_inner_steps,
+                        "first_order": first_order, "engine": engine, "image_size": image_size,
+                        "hidden_channels": hidden_channels, "blocks": blocks, "task": task}
+
+    # -- what the variants change --------------------------------------------------------------
+    def network_params(self) -> Params:
+        """The parameters :math:`\\theta` of the network, by name."""
+        return dict(self.network.named_parameters())
+
+    def step_sizes(self) -> dict[str, Tensor | float]:
+        """The inner step size of every adapted parameter (all of them, here)."""
+        return {name: self.inner_lr for name, _ in self.network.named_parameters()}
+
+    # -- one task, many tasks ------------------------------------------------------------------
+    def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
+                        support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        """One task: adapt to its support set, then its query logits ``[n_query_total, n_way]``."""
+        steps = self.training_inner_steps if self.training else self.test_inner_steps
+        adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
+                             self.first_order, self.task_loss)
+        return functional_call(self.network, adapted, (query_x,))
+
+    @property
+    def training_inner_steps(self) -> int:
+        """Inner steps during meta-training."""
+        return self.inner_steps
+
+    def resolved_engine(self) -> str:
+        """``"auto"``: vmap on CUDA; on a CPU the loop for the Conv4 (faster there, and a
+        fraction of the memory: ``benchmarks/maml.py``) but vmap for the sinusoid MLP, whose
+        tiny per-task operations cost more in Python overhead than in arithmetic (13x faster on
+        one CPU thread: ``benchmarks/results/maml-sinusoid-cpu.json``)."""
+        if self.engine != "auto":
+            return self.engine
+        device = next(self.parameters()).device
+        return "vmap" if device.type == "cuda" or self.task == "regression" else "loop"
+
+    def _use_channels_last(self, flag: bool) -> None:
+        if isinstance(self.network[0], Conv4):
+            self.network[0].channels_last = flag
+
+    def _check(self, episode: Episode) -> None:
+        if self.task == "regression":
+            if episode.support_x.dim() != 3 or episode.n_way != 1:
+                raise ValueError(f"A regression {self.name} takes episodes of points "
+                                 f"[tasks, n, 1] with n_way 1 (SinusoidRegression); got "
+                                 f"support_x of shape {tuple(episode.support_x.shape)}")
+            return
+        if episode.n_way != self.n_way:
+            raise ValueError(f"This {self.name} model has a head of {self.n_way} classes, so it "
+                             f"scores {self.n_way}-way episodes only; got {episode.n_way}-way. "
+                             f"Train a {episode.n_way}-way model (--way {episode.n_way}).")
+        if episode.support_x.dim() != 5:
+            raise ValueError(f"{self.name} adapts on images [tasks, n, C, H, W]; got support_x "
+                             f"of shape {tuple(episode.support_x.shape)}")
+
+    def forward(self, episode: Episode) -> Tensor:
+        """Query logits ``[tasks, n_way*n_query, n_way]``, each task adapted on its support."""
+        self._check(episode)
+        params, step_sizes = self.network_params(), self.step_sizes()
+        task: Callable[..., Tensor] = lambda sx, sy, qx: self.adapt_and_score(  # noqa: E731
+            params, step_sizes, sx, sy, qx)
+        vectorised = self.resolved_engine() == "vmap"
+        self._use_channels_last(not vectorised)  # vmap cannot change memory formats
+        if vectorised:
+            return vmap(task, randomness="error")(episode.support_x, episode.support_y,
+                                                  episode.query_x)
+        return torch.stack([task(episode.support_x[t], episode.support_y[t], episode.query_x[t])
+                            for t in range(episode.tasks)])
+
+    def loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        logits = self(episode)
+        return self.task_loss(logits.flatten(0, 1), episode.query_y.flatten(0, 1)), logits
+
+    def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
+        """The loop engine back-propagates each task as soon as it is scored, so that only one
+        task's graph (activations of every inner step) is in memory at a time."""
+        if self.resolved_engine() == "vmap":
+            return super().training_step(episode)
+        self._check(episode)
+        self._use_channels_last(True)
+        params, step_sizes = self.network_params(), self.step_sizes()
+        total, all_logits = torch.zeros(()), []
+        for t in range(episode.tasks):
+            logits = self.adapt_and_score(params, step_sizes, episode.support_x[t],
+                                          episode.support_y[t], episode.query_x[t])
+            loss = self.task_loss(logits, episode.query_y[t]) / episode.tasks
+            loss.backward()
+            total = total + loss.detach().cpu()
+            all_logits.append(logits.detach())
+        return total, torch.stack(all_logits)
