@@ -70,8 +70,6 @@ STYLE: dict[str, Any] = {
     "legend.fontsize": 8.0,
     "legend.title_fontsize": 8.5,
     "figure.titlesize": 10.0,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
 }
 
 

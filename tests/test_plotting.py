@@ -98,6 +98,17 @@ def test_figure_text_reads_at_the_book_width(name: str, omniglot_test: Any,
         f"{name}: the text {text!r} is {size:.1f} px high at the book's width "
         f"({figure.get_figwidth():.1f} in wide figure shown in {BOOK_WIDTH_PX} px); "
         f"at least {MIN_TEXT_PX:.0f} px are needed")
+    _assert_nothing_sticks_out(name, figure)
+
+
+def _assert_nothing_sticks_out(name: str, figure: Any) -> None:
+    """Text beyond the figure's edges (a long title) widens the notebook's picture, which the
+    page then shrinks, text and all: every artist stays inside the figure."""
+    figure.draw_without_rendering()
+    inches = figure.get_tightbbox().width
+    assert inches <= figure.get_figwidth() + 0.02, (
+        f"{name}: something is drawn {inches - figure.get_figwidth():.2f} in beyond the "
+        f"figure's {figure.get_figwidth():.2f} in width (a title or legend too long?)")
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -114,6 +125,7 @@ def test_explorer_picture_is_sharp_and_reads_at_the_book_width(
     assert figure is not None, explorer.message.value
     size, text = smallest_text_px(figure)
     assert size >= MIN_TEXT_PX, f"{name}: the text {text!r} is {size:.1f} px at the book's width"
+    _assert_nothing_sticks_out(name, figure)
     shown = int(explorer.image.width)
     width, _ = _png_size(explorer.image.value)
     assert shown <= BOOK_WIDTH_PX, f"{name}: shown {shown} px wide, wider than the page"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -213,8 +214,10 @@ def _draw_class_probabilities(classes_ax: Axes, probabilities: Mapping[str, Tens
         classes_ax.bar(offsets, probabilities[name].numpy(), width=step, label=name,
                        color=f"C{m}", edgecolor="none")
     classes_ax.axvspan(true_label - 0.45, true_label + 0.45, color="0.9", zorder=0)
-    names = ([f"{n}: {labels[n]}" for n in range(n_way)] if n_way <= 5 else
-             [str(n) for n in range(n_way)])
+    # Long class names wrap to the width of their group of bars, so that neighbours never overlap.
+    wrap_at = max(8, int(90 / n_way))
+    names = (["\n".join(textwrap.wrap(f"{n}: {labels[n]}", wrap_at)) for n in range(n_way)]
+             if n_way <= 5 else [str(n) for n in range(n_way)])
     classes_ax.set_xticks(range(n_way), labels=names)
     classes_ax.set_xlim(-0.6, n_way - 0.4)
     classes_ax.set_ylim(0, 1.05)
@@ -289,7 +292,7 @@ def plot_matching_attention(
     _show_image(query_ax, episode.query_x[task, q])
     right = predicted == true_label
     query_ax.set_title(f"Query {q}, of class {true_label}:\n{labels[true_label]}", fontsize=8)
-    query_ax.set_xlabel(f"Matching Network: class {predicted}\n"
+    query_ax.set_xlabel(f"Matching Network:\nclass {predicted} "
                         f"({'right' if right else 'wrong'})", fontsize=8,
                         color=_RIGHT if right else _WRONG)
 

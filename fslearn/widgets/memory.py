@@ -123,7 +123,7 @@ def _draw_answer_strip(strip: Axes, trace: EpisodeTrace, width: float) -> None:
     for spine in strip.spines.values():
         spine.set_visible(False)
     accuracy = 100 * float(trace.correct.float().mean())
-    strip.set_title(f"Each step's true label, and how many times its class has been shown: "
+    strip.set_title(f"Each step's true label, and how many times its class has been shown:\n"
                     f"green if the prediction was right, red if wrong ({accuracy:.0f}% right)",
                     fontsize=8)
 
