@@ -128,7 +128,8 @@ def evaluate(
         device: where to compute; defaults to the method's device.
         episodes_per_batch: episodes scored together (as a batch of tasks).
         embed_once: embed each test image once and build episodes from the embeddings. Exact for
-            a :class:`MetricMethod` in evaluation mode; defaults to True for those.
+            a :class:`MetricMethod` in evaluation mode; defaults to True for the methods that
+            declare :attr:`~fslearn.methods.FewShotMethod.embeds_once` (every MetricMethod).
         embeddings: ``embed_dataset(method, dataset)`` computed beforehand, to evaluate several
             episode shapes without embedding the images again (implies ``embed_once``).
         progress: show a progress bar.
@@ -215,15 +216,15 @@ def _predict_episodes(
         raise ValueError(f"embeddings has {len(embeddings)} rows but {dataset.name} has "
                          f"{len(dataset)} images; compute it with embed_dataset(method, dataset).")
     if embed_once is None:
-        embed_once = isinstance(method, MetricMethod) or embeddings is not None
-    if embed_once and not isinstance(method, MetricMethod):
+        embed_once = method.embeds_once or embeddings is not None
+    if embed_once and not method.embeds_once:
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed)
     with evaluation_mode(method):
         if embeddings is not None:
             source = embeddings.to(device)
         elif embed_once:
-            source = embed_dataset(method, dataset, device)
+            source = embed_dataset(method, dataset, device)  # type: ignore[arg-type]
         else:
             source = dataset.images
         for start in tqdm(range(0, episodes, episodes_per_batch), disable=not progress,

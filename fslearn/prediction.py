@@ -34,8 +34,7 @@ from fslearn.data.folder import (
     load_image_files,
     load_image_folder,
 )
-from fslearn.methods.base import FewShotMethod, MetricMethod
-from fslearn.methods.sequence import SequenceMethod
+from fslearn.methods.base import FewShotMethod
 
 __all__ = [
     "ImagePreparation",
@@ -135,7 +134,7 @@ def class_probabilities(
         device = next(iter(method.parameters()), torch.empty(0)).device
     with evaluation_mode(method):
         support_x = to_float(support.images).to(device)
-        embed = isinstance(method, MetricMethod)
+        embed = method.embeds_once
         if embed:
             support_x = method.embed(support_x)
         support_y = support.labels.to(device)[None]
@@ -190,7 +189,7 @@ def predict(
     else:
         method, record = load_checkpoint(checkpoint, device)
         name = str(checkpoint)
-    if isinstance(method, SequenceMethod):
+    if method.episode_kind == "sequences":
         raise ValueError(f"{name} is a sequence model ({method.name}): it learns a class from "
                          f"labels given one step late, not from a support set, so it cannot "
                          f"classify with --support; evaluate it with fslearn evaluate.")

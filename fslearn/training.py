@@ -254,6 +254,37 @@ def train(
     out_dir = Path(out_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     method.to(device)
+    _check_trainable(method, train_data)
+    optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    optimizer = optimizer_class(method.parameters(), lr=config.lr,
+                                weight_decay=config.weight_decay)
+    validate = val_data is not None and config.val_every > 0
+    sampler = _training_sampler(method, train_data, config)
+    validation = _validation(method, train_data, val_data, config, device) if validate else None
+    run = _Run(method, optimizer, config, device, record or {}, out_dir / "last",
+               out_dir / "best")
+    if resume and (run.last_dir / METADATA_FILE).is_file():
+        run.state = _resume(method, optimizer, run.last_dir, config, device)
+    run.loop(sampler, validation, progress, callback)
+    state = run.state
+    if not validate and state["episode"] == config.episodes:
+        run.save(run.best_dir, False, {"train": state["history"][-1]}
+                 if state["history"] else {})
+    return TrainingResult(
+        out_dir=out_dir,
+        best=run.best_dir,
+        last=run.last_dir,
+        episodes=state["episode"],
+        best_val_accuracy=state["best_val_accuracy"],
+        history=state["history"],
+        training_seconds=state["training_seconds"],
+    )
+
+
+def _check_trainable(method: FewShotMethod,
+                     train_data: FewShotDataset | SinusoidRegression | SequenceTasks) -> None:
+    """Refuse a method without trainable parameters, and training data of the wrong kind for
+    the method's declared ``episode_kind``."""
     if not any(p.requires_grad for p in method.parameters()):
         raise ValueError(
             f"{type(method).__name__} has no trainable parameters, so there is nothing to "
@@ -266,106 +297,130 @@ def train(
     if isinstance(train_data, SequenceTasks) and not sequences:
         raise ValueError(f"{type(method).__name__} does not read sequence episodes; train it on "
                          f"the classes themselves, not on SequenceTasks.")
-    optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
-    optimizer = optimizer_class(method.parameters(), lr=config.lr,
-                                weight_decay=config.weight_decay)
-    validate = val_data is not None and config.val_every > 0
-    sampler = _training_sampler(method, train_data, config)
-    validation = _validation(method, train_data, val_data, config, device) if validate else None
-    progress_state: dict[str, Any] = {"episode": 0, "best_val_accuracy": None,
-                                      "best_episode": None, "history": [],
-                                      "training_seconds": 0.0}
-    last_dir, best_dir = out_dir / "last", out_dir / "best"
-    if resume and (last_dir / METADATA_FILE).is_file():
-        progress_state = _resume(method, optimizer, last_dir, config, device)
 
-    def save(folder: Path, with_state: bool, metrics: dict[str, Any]) -> None:
+
+@dataclass
+class _Window:
+    """The training loss and accuracy since the last logged entry."""
+
+    loss: float = 0.0
+    correct: float = 0.0
+    total: float = 0.0
+
+    def add(self, loss: float, counts: tuple[int, int] | None) -> None:
+        self.loss += loss
+        if counts is not None:  # nothing to count in regression
+            self.correct += counts[0]
+            self.total += counts[1]
+
+
+@dataclass
+class _Run:
+    """What the steps, the log and the checkpoints of one training run share. ``state`` is what
+    a resumed run needs of the past (episodes done, best validation, history, time)."""
+
+    method: FewShotMethod
+    optimizer: torch.optim.Optimizer
+    config: TrainingConfig
+    device: torch.device
+    record: dict[str, Any]
+    last_dir: Path
+    best_dir: Path
+    state: dict[str, Any] = field(default_factory=lambda: {
+        "episode": 0, "best_val_accuracy": None, "best_episode": None, "history": [],
+        "training_seconds": 0.0})
+
+    def save(self, folder: Path, with_state: bool, metrics: dict[str, Any]) -> None:
+        """A checkpoint of the method; ``with_state``: resumable (optimizer, RNG, progress)."""
         extra, optimizer_record = {}, None
         if with_state:
-            extra, optimizer_record = _optimizer_tensors(optimizer)
+            extra, optimizer_record = _optimizer_tensors(self.optimizer)
             extra["rng.torch"] = torch.get_rng_state()
-        save_checkpoint(folder, method, {
-            "config": config.to_dict(),
-            "seed": config.seed,
-            **(record or {}),
-            "episode": progress_state["episode"],
+        save_checkpoint(folder, self.method, {
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            **self.record,
+            "episode": self.state["episode"],
             "metrics": metrics,
-            "device": str(device),
-            "training_seconds": round(progress_state["training_seconds"], 1),
-            **({"training_state": {**progress_state, "optimizer": optimizer_record}}
+            "device": str(self.device),
+            "training_seconds": round(self.state["training_seconds"], 1),
+            **({"training_state": {**self.state, "optimizer": optimizer_record}}
                if with_state else {}),
         }, extra)
 
-    window_loss = window_correct = window_total = 0.0
-    start_episode = progress_state["episode"]
-    bar = tqdm(total=config.episodes, initial=start_episode, disable=not progress,
-               desc=f"train {method.name}", dynamic_ncols=True)
-    clock = time.perf_counter()
-    method.train()
-    with bar:
-        for index in range(start_episode, config.episodes):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, index)
-            episode = sampler.episode(index).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss, logits = method.training_step(episode)
-            optimizer.step()
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"The training loss became {loss_value} at episode {index}; lower the "
-                    f"learning rate (now {learning_rate(config, index):g})."
-                )
-            window_loss += loss_value
-            counts = method.correct(logits, episode)
-            if counts is not None:  # nothing to count in regression
-                window_correct += counts[0]
-                window_total += counts[1]
-            done = index + 1
-            progress_state["episode"] = done
-            bar.update(1)
-            if callback is not None:
-                callback(done, loss_value)
-            is_val = validate and (done % config.val_every == 0 or done == config.episodes)
-            if not (is_val or done % config.checkpoint_every == 0 or done == config.episodes):
-                continue
-            now = time.perf_counter()
-            progress_state["training_seconds"] += now - clock
-            entry: dict[str, Any] = {
-                "episode": done,
-                "lr": learning_rate(config, index),
-                "train_loss": window_loss / max(1, done - _last_logged(progress_state)),
-                "train_accuracy": window_correct / window_total if window_total else None,
-            }
-            window_loss = window_correct = window_total = 0.0
-            if validation is not None and is_val:
-                result = validation(method)
-                method.train()
-                entry.update(val_accuracy=result.accuracy, val_ci95=result.ci95)
-                best = progress_state["best_val_accuracy"]
-                if best is None or result.accuracy > best:
-                    progress_state["best_val_accuracy"] = result.accuracy
-                    progress_state["best_episode"] = done
-                    save(best_dir, False, {"val": result.to_dict()})
-                bar.set_postfix(loss=f"{entry['train_loss']:.3f}",
-                                val=f"{100 * result.accuracy:.2f}%")
-            else:
-                bar.set_postfix(loss=f"{entry['train_loss']:.3f}")
-            progress_state["history"].append(entry)
-            save(last_dir, True, {"train": entry})
-            clock = time.perf_counter()
-    if not validate and progress_state["episode"] == config.episodes:
-        save(best_dir, False, {"train": progress_state["history"][-1]}
-             if progress_state["history"] else {})
-    return TrainingResult(
-        out_dir=out_dir,
-        best=best_dir,
-        last=last_dir,
-        episodes=progress_state["episode"],
-        best_val_accuracy=progress_state["best_val_accuracy"],
-        history=progress_state["history"],
-        training_seconds=progress_state["training_seconds"],
-    )
+    def step(self, sampler: Any, index: int) -> tuple[float, tuple[int, int] | None]:
+        """Optimizer step ``index`` on batch ``index``: its loss and right answers."""
+        config, method = self.config, self.method
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, index)
+        episode = sampler.episode(index).to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, logits = method.training_step(episode)
+        self.optimizer.step()
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(
+                f"The training loss became {loss_value} at episode {index}; lower the "
+                f"learning rate (now {learning_rate(config, index):g})."
+            )
+        return loss_value, method.correct(logits, episode)
+
+    def loop(self, sampler: Any, validation: Callable[[FewShotMethod], Any] | None,
+             progress: bool, callback: Callable[[int, float], None] | None) -> None:
+        """Every step from the last saved one to ``config.episodes``, logged, validated and
+        saved as the config says."""
+        config, state = self.config, self.state
+        window = _Window()
+        start_episode = state["episode"]
+        bar = tqdm(total=config.episodes, initial=start_episode, disable=not progress,
+                   desc=f"train {self.method.name}", dynamic_ncols=True)
+        clock = time.perf_counter()
+        self.method.train()
+        with bar:
+            for index in range(start_episode, config.episodes):
+                loss_value, counts = self.step(sampler, index)
+                window.add(loss_value, counts)
+                done = index + 1
+                state["episode"] = done
+                bar.update(1)
+                if callback is not None:
+                    callback(done, loss_value)
+                is_val = validation is not None and (done % config.val_every == 0
+                                                     or done == config.episodes)
+                if not (is_val or done % config.checkpoint_every == 0
+                        or done == config.episodes):
+                    continue
+                state["training_seconds"] += time.perf_counter() - clock
+                self.log(index, window, validation if is_val else None, bar)
+                window = _Window()
+                clock = time.perf_counter()
+
+    def log(self, index: int, window: _Window,
+            validation: Callable[[FewShotMethod], Any] | None, bar: Any) -> None:
+        """Log the window since the last entry after step ``index``, validate if
+        ``validation`` is given (saving a new best), and save the resumable state."""
+        config, state, done = self.config, self.state, index + 1
+        entry: dict[str, Any] = {
+            "episode": done,
+            "lr": learning_rate(config, index),
+            "train_loss": window.loss / max(1, done - _last_logged(state)),
+            "train_accuracy": window.correct / window.total if window.total else None,
+        }
+        if validation is not None:
+            result = validation(self.method)
+            self.method.train()
+            entry.update(val_accuracy=result.accuracy, val_ci95=result.ci95)
+            best = state["best_val_accuracy"]
+            if best is None or result.accuracy > best:
+                state["best_val_accuracy"] = result.accuracy
+                state["best_episode"] = done
+                self.save(self.best_dir, False, {"val": result.to_dict()})
+            bar.set_postfix(loss=f"{entry['train_loss']:.3f}",
+                            val=f"{100 * result.accuracy:.2f}%")
+        else:
+            bar.set_postfix(loss=f"{entry['train_loss']:.3f}")
+        state["history"].append(entry)
+        self.save(self.last_dir, True, {"train": entry})
 
 
 def _training_sampler(method: FewShotMethod,

@@ -81,7 +81,7 @@ def test_a_longer_run_continues_a_finished_one(tmp_path, omniglot_small):
 
 def test_impossible_validation_fails_before_training(tmp_path, omniglot_small):
     config = TrainingConfig(episodes=2, **{**SMALL, "val_way": 100000})
-    with pytest.raises(ValueError, match="n_way=100000"):
+    with pytest.raises(ValueError, match=r"val_way \(--val-way\)=100000"):
         train(_fresh(), omniglot_small, config, tmp_path, omniglot_small, progress=False)
     assert not (tmp_path / "last").exists()
 

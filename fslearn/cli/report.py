@@ -35,7 +35,6 @@ from fslearn.cli.evaluate import (
 )
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import SHOT_EQUIVALENT_NOTE, embed_dataset, evaluate, evaluate_regression
-from fslearn.methods import MetricMethod
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
 
 __all__ = ["add_parser", "run"]
@@ -148,10 +147,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     method, dataset, device = load_for_eval(args)
     paper = PAPER_RESULTS.get(method.name, {})
     rows: list[dict[str, Any]] = []
-    embeddings = (embed_dataset(method, dataset, device)
-                  if isinstance(method, MetricMethod) else None)
-    # a model with a head of n_way classes (MAML and its variants) scores n_way-way tasks only
-    head = getattr(method, "n_way", None)
+    # a method that sees images only through their embeddings (declared embeds_once) is
+    # scored on embeddings computed once for all four settings
+    embeddings = (embed_dataset(method, dataset, device)  # type: ignore[arg-type]
+                  if method.embeds_once else None)
+    # a model with a head of n_way classes scores n_way-way tasks only
+    head = method.fixed_way
     for n_way, k_shot in STANDARD_SETTINGS:
         if head is not None and n_way != head:
             continue

@@ -13,7 +13,7 @@ import inspect
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -392,29 +392,20 @@ def _config(args: argparse.Namespace, val_data: object) -> TrainingConfig:
     )
 
 
-def _describe(args: argparse.Namespace, config: TrainingConfig, sequences: bool,
+def _describe(args: argparse.Namespace, method: type[FewShotMethod], config: TrainingConfig,
               data_record: dict[str, Any]) -> tuple[Path, str]:
     """The run folder (--out, else named after the method, data and kind of batch) and the
-    words that describe the training batches."""
+    words that describe the training batches, as the method describes its runs
+    (:meth:`~fslearn.methods.FewShotMethod.describe_training`)."""
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
               else "sinusoid" if args.sinusoid else data_record["protocol"])
-    # the kind of batch names the run: the loss of pairs, which sets pairs or triplets
-    loss = getattr(args, "loss", None) or "bce"
-    batch_kind = "triplets" if loss == "triplet" else "pairs"
-    shape = (f"{args.way}w{args.per_class}d-{args.labels}" if sequences
-             else f"{loss}-{args.pairs_per_step}{batch_kind}" if args.pairs_per_step is not None
-             else f"{args.batch_size}batch" if args.batch_size is not None
-             else f"{args.way}w{args.shot}s") + ("-fce" if getattr(args, "fce", None) else "")
+    options = {option.dest: option_default(method, option) if getattr(args, option.dest) is None
+               else getattr(args, option.dest) for option in method.cli_options}
+    # sinusoid tasks are 1-way, but such runs have always been named after --way
+    named = replace(config, n_way=args.way) if args.sinusoid and args.way > 0 else config
+    shape = method.describe_training(named, options)[0]
     out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}"
-    episodes = (f"{config.n_way}-way sequences of {config.per_class} drawings per class "
-                f"({config.labels} labels, {config.tasks} per step)"
-                if sequences
-                else f"{config.pairs_per_step} {batch_kind} per step ({loss} loss)"
-                if config.pairs_per_step is not None
-                else f"class-balanced mini-batches of {config.batch_size} images"
-                if config.batch_size is not None
-                else f"{config.n_way}-way {config.k_shot}-shot")
-    return out, episodes
+    return out, method.describe_training(config, options)[1]
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -433,7 +424,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         data_record["sequence"] = {key: value for key, value in asdict(train_data).items()
                                    if key != "dataset"}
     config = _config(args, val_data)
-    out, episodes = _describe(args, config, sequence_size is not None, data_record)
+    out, episodes = _describe(args, method_class, config, data_record)
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, method_class, train_data, config))
     for batch in (config.pairs_per_step, config.batch_size):

@@ -14,15 +14,16 @@ of the half-width. The population standard deviation is rejected: the package an
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from fslearn.evaluation import confidence_interval95 as _reference
 from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_functions
+from fslearn.exercises.checker.combinations import Choice, combined_mistakes
 
 __all__ = ["check_confidence_interval", "confidence_interval_spec"]
 
@@ -91,27 +92,22 @@ def _formula(spread: str, divisor: str, z: float, scale: float,
     return variant
 
 
+def _choices(options: dict[Any, Any], paired: bool = False) -> list[Choice]:
+    """The choices of one place of the formula, from ``{value: hint or None}`` (``paired``:
+    ``{value: (key, hint) or None}``); a choice's value is what :func:`_formula` takes."""
+    if paired:
+        return [(None, "", value) if entry is None else (*entry, value)
+                for value, entry in options.items()]
+    return [(None if hint is None else value, hint or "", value)
+            for value, hint in options.items()]
+
+
 def _mistakes() -> tuple[Mistake, ...]:
     """Every combination of wrong choices, the fewest wrong choices first."""
-    mistakes = []
-    for spread, divisor, z, scale, form in itertools.product(_SPREADS, _DIVISORS, _FACTORS,
-                                                             _SCALES, _FORMS):
-        wrong = [(key, _SPREADS[key]) for key in [spread] if _SPREADS[key]]
-        wrong += [(key, _DIVISORS[key]) for key in [divisor] if _DIVISORS[key]]
-        wrong += [entry for entry in [_FACTORS[z], _SCALES[scale]] if entry]
-        wrong += [(key, _FORMS[key]) for key in [form] if _FORMS[key]]
-        if not wrong:
-            continue
-        keys = "+".join(key for key, _ in wrong)
-        if len(wrong) == 1:
-            hint = wrong[0][1]
-        else:
-            hint = "your answers differ from the formula in several ways:\n" + "\n".join(
-                f"  - {text}" for _, text in wrong)
-        mistakes.append((len(wrong), Mistake(keys, hint, _formula(spread, divisor, z, scale,
-                                                                  form))))
-    mistakes.sort(key=lambda entry: entry[0])  # stable: the order above within a count
-    return tuple(mistake for _, mistake in mistakes)
+    return combined_mistakes(
+        (_choices(_SPREADS), _choices(_DIVISORS), _choices(_FACTORS, paired=True),
+         _choices(_SCALES, paired=True), _choices(_FORMS)), _formula,
+        several="your answers differ from the formula in several ways:")
 
 
 def _cases() -> tuple[Case, ...]:

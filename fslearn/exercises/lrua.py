@@ -40,7 +40,6 @@ functions: the notebook says so in its text.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +47,7 @@ import torch
 from torch import Tensor
 
 from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_given
+from fslearn.exercises.checker.combinations import combined_mistakes
 from fslearn.methods.mann import least_used as _reference_least_used
 from fslearn.methods.mann import lrua_write_weights as _reference_write_weights
 from fslearn.methods.mann import update_usage as _reference_update_usage
@@ -164,26 +164,13 @@ def _usage_unsqueeze_forgotten(usage: Tensor, read_weights: Tensor, write_weight
 
 def _usage_mistakes() -> tuple[Mistake, ...]:
     """Every combination of wrong choices, the fewest wrong choices first."""
-    mistakes = []
-    for decay, terms, heads in itertools.product(_DECAYS, _TERMS, _HEADS):
-        wrong = [(key, text) for key, text in ((decay, _DECAYS[decay]), (terms, _TERMS[terms]),
-                                               (heads, _HEADS[heads])) if text]
-        if not wrong:
-            continue
-        keys = "+".join({"mean": "heads_averaged", "keep": "heads_not_summed"}.get(key, key)
-                        for key, _ in wrong)
-        if len(wrong) == 1:
-            hint = wrong[0][1]
-        else:
-            hint = "your answer differs from the formula in several ways:\n" + "\n".join(
-                f"  - {text}" for _, text in wrong)
-        mistakes.append((len(wrong), Mistake(keys, hint, _usage_formula(decay, terms, heads))))
+    keys = {"mean": "heads_averaged", "keep": "heads_not_summed"}
+    dimensions = [[(keys.get(value, value) if text else None, text or "", value)
+                   for value, text in options.items()] for options in (_DECAYS, _TERMS, _HEADS)]
     # the heads kept without `usage.unsqueeze(1)`: it broadcasts for 1 sequence or as many
     # sequences as heads (the cases), and errs otherwise
-    mistakes.append((1, Mistake("heads_not_summed", _HEADS["keep"] or "",
-                                _usage_unsqueeze_forgotten)))
-    mistakes.sort(key=lambda entry: entry[0])  # stable: the order above within a count
-    return tuple(mistake for _, mistake in mistakes)
+    forgotten = Mistake("heads_not_summed", _HEADS["keep"] or "", _usage_unsqueeze_forgotten)
+    return combined_mistakes(dimensions, _usage_formula, extra=[(1, forgotten)])
 
 
 USAGE_MISTAKES = _usage_mistakes()

@@ -32,7 +32,6 @@ Wrong answers are recognised as combinations of at most two wrong choices, the f
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +39,7 @@ import torch
 from torch import Tensor
 
 from fslearn.exercises.checker import Case, CheckResult, FunctionSpec, Mistake, check_given
+from fslearn.exercises.checker.combinations import combined_mistakes
 from fslearn.methods.siamese import contrastive_loss as _reference_contrastive
 from fslearn.methods.siamese import triplet_loss as _reference_triplet
 
@@ -67,22 +67,9 @@ _Choice = tuple[str | None, str, Callable[..., Tensor]]
 def _combinations(dimensions: Sequence[Sequence[_Choice]], assemble: Callable[..., Tensor],
                   max_wrong: int = 2) -> tuple[Mistake, ...]:
     """Every combination of at most ``max_wrong`` wrong choices, one per dimension, the fewest
-    wrong choices first (in the order of the dimensions and choices within a count)."""
-    found: list[tuple[int, Mistake]] = []
-    for combination in itertools.product(*dimensions):
-        wrong = [(key, hint) for key, hint, _ in combination if key is not None]
-        if not wrong or len(wrong) > max_wrong:
-            continue
-        pieces = tuple(piece for _, _, piece in combination)
-        keys = "+".join(key for key, _ in wrong)
-        if len(wrong) == 1:
-            hint = wrong[0][1]
-        else:
-            hint = "your answer differs from the formula in several ways:\n" + "\n".join(
-                f"  - {text}" for _, text in wrong)
-        found.append((len(wrong), Mistake(keys, hint, _assembled(assemble, pieces))))
-    found.sort(key=lambda entry: entry[0])  # stable: the product's order within a count
-    return tuple(mistake for _, mistake in found)
+    wrong choices first; a combination's formula is ``assemble`` with its pieces."""
+    return combined_mistakes(dimensions, lambda *pieces: _assembled(assemble, pieces),
+                             max_wrong=max_wrong)
 
 
 def _assembled(assemble: Callable[..., Tensor], pieces: tuple[Callable[..., Tensor], ...]

@@ -8,6 +8,7 @@ from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline
 from fslearn.methods.matching import MatchingNetwork
+from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.relation import RelationNetwork
@@ -37,26 +38,41 @@ __all__ = [
     "SiameseNetwork",
     "adapt",
     "build_method",
+    "register",
 ]
 
-#: methods that ``fslearn train <name>`` and checkpoints know by name
-METHODS: dict[str, type[FewShotMethod]] = {
-    PrototypicalNetwork.name: PrototypicalNetwork,
-    MatchingNetwork.name: MatchingNetwork,
-    RelationNetwork.name: RelationNetwork,
-    PixelNearestNeighbour.name: PixelNearestNeighbour,
-    MAML.name: MAML,
-    FirstOrderMAML.name: FirstOrderMAML,
-    MetaSGD.name: MetaSGD,
-    ANIL.name: ANIL,
-    Reptile.name: Reptile,
-    PretrainedBaseline.name: PretrainedBaseline,
-    MANN.name: MANN,
-    LSTMBaseline.name: LSTMBaseline,
-    SiameseNetwork.name: SiameseNetwork,
-    Baseline.name: Baseline,
-    BaselinePlusPlus.name: BaselinePlusPlus,
-}
+#: methods that ``fslearn train <name>`` and checkpoints know by name, in registration order
+#: (the order in which messages and help list them); add one with :func:`register`
+METHODS: dict[str, type[FewShotMethod]] = {}
+
+
+def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
+    """Make ``method`` known by its ``name`` to ``fslearn train``, ``evaluate``, ``report``,
+    ``predict`` and checkpoints; returns it, so it can decorate the class.
+
+    The command line is built from the registry when it runs, so one call is all a new method
+    needs (see CONTRIBUTING.md and tests/test_new_method.py).
+
+    Raises:
+        ValueError: no ``name``, a name another class holds, or options that clash with the
+            registered methods' (:func:`~fslearn.methods.options.declared_options`).
+    """
+    if not method.name:
+        raise ValueError(f"{method.__name__} has no name: set the class attribute name, the "
+                         f"word of `fslearn train <name>`.")
+    if METHODS.get(method.name, method) is not method:
+        raise ValueError(f"{method.name!r} is already the name of "
+                         f"{METHODS[method.name].__name__}; choose another one.")
+    declared_options([*METHODS.values(), method])  # raises on a clash
+    METHODS[method.name] = method
+    return method
+
+
+for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, PixelNearestNeighbour,
+                MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, PretrainedBaseline, MANN,
+                LSTMBaseline, SiameseNetwork, Baseline, BaselinePlusPlus):
+    register(_method)
+del _method
 
 
 def build_method(name: str, **hparams: object) -> FewShotMethod:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,9 @@ from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
 from fslearn.data.pairs import PairSampler, TripletSampler
 from fslearn.methods.options import Family, Option
+
+if TYPE_CHECKING:  # fslearn.training imports this module
+    from fslearn.training import TrainingConfig
 
 __all__ = ["FewShotMethod", "MetricMethod", "check_query_labels", "check_support"]
 
@@ -48,10 +51,39 @@ class FewShotMethod(nn.Module, ABC):
     #: constructor arguments that make it a sinusoid regression model, or None if it only
     #: classifies images (``fslearn train <name> --sinusoid``)
     regression_hparams: ClassVar[Mapping[str, object] | None] = None
+    #: its scores depend on each image only through ``embed(x)`` (``[batch, D]``), and
+    #: ``forward`` takes episodes whose images are already such vectors (the
+    #: :class:`MetricMethod` contract, which sets it True): evaluation, ``fslearn report`` and
+    #: prediction then embed every image once and build all episodes from the embeddings
+    embeds_once: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
         self.hparams: dict[str, object] = {}
+
+    @property
+    def fixed_way(self) -> int | None:
+        """The only number of classes per episode this model scores (a classifier head of that
+        many outputs, fixed when it was built), or None (the default) where it scores episodes
+        of any ``n_way``. ``fslearn report`` leaves out the standard settings of another
+        ``n_way``."""
+        return None
+
+    @classmethod
+    def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
+                          ) -> tuple[str, str]:
+        """How ``fslearn train`` names a run of this method and announces its training
+        batches: ``(shape, words)``.
+
+        ``shape`` goes into the default run folder, ``runs/<name>-<data>-<shape>-seed<seed>``
+        (``"5w1s"``); ``words`` into the line ``Training <name> on <data>, <words>, ...``
+        (``"5-way 1-shot"``). ``config`` holds the run's training settings, ``options`` the
+        value of each of the method's :attr:`cli_options` by argument name (its default where
+        it was not given). The default describes N-way K-shot episodes; a method trained on
+        other batches, or whose options make runs worth telling apart, overrides it.
+        """
+        return (f"{config.n_way}w{config.k_shot}s",
+                f"{config.n_way}-way {config.k_shot}-shot")
 
     @abstractmethod
     def forward(self, episode: Episode) -> Tensor:
@@ -115,6 +147,8 @@ class MetricMethod(FewShotMethod):
     evaluation can embed every test image once and build all episodes from the embeddings
     (see :func:`fslearn.evaluation.evaluate`).
     """
+
+    embeds_once = True
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()

@@ -40,7 +40,9 @@ course's notes could not confirm, so ``fslearn report`` sets no paper figures be
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +55,9 @@ from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_support
 from fslearn.methods.options import Family, Option
 from fslearn.methods.siamese import _embedding_size
+
+if TYPE_CHECKING:
+    from fslearn.training import TrainingConfig
 
 __all__ = [
     "FINETUNE_DAMPENING",
@@ -227,6 +232,13 @@ class Baseline(MetricMethod):
     )
     #: the classifier head: "linear" (Baseline) or "cosine" (Baseline++)
     head = "linear"
+
+    @classmethod
+    def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
+                          ) -> tuple[str, str]:
+        """Pre-training batches: ``16batch``, ``class-balanced mini-batches of 16 images``."""
+        return (f"{config.batch_size}batch",
+                f"class-balanced mini-batches of {config.batch_size} images")
 
     def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1,
                  num_classes: int = 4112, image_size: int = 28, scale: float | None = None,

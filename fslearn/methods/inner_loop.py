@@ -283,6 +283,11 @@ class InnerLoopMethod(FewShotMethod):
                         "first_order": first_order, "engine": engine, "image_size": image_size,
                         "hidden_channels": hidden_channels, "blocks": blocks, "task": task}
 
+    @property
+    def fixed_way(self) -> int | None:
+        """A head of ``n_way`` outputs scores ``n_way``-way episodes only."""
+        return self.n_way
+
     # -- what the variants change --------------------------------------------------------------
     def network_params(self) -> Params:
         """The parameters :math:`\\theta` of the network, by name."""

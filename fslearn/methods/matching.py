@@ -51,6 +51,9 @@ attention is ``scale=1``, the default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -60,6 +63,9 @@ from fslearn.backbones import Conv4
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
 from fslearn.methods.options import Option
+
+if TYPE_CHECKING:
+    from fslearn.training import TrainingConfig
 
 __all__ = [
     "DEFAULT_FCE_STEPS",
@@ -192,6 +198,13 @@ class MatchingNetwork(MetricMethod):
         Option(("--scale",), "the attention's logits are scale * cosine (1: the paper's)",
                type=float),
     )
+
+    @classmethod
+    def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
+                          ) -> tuple[str, str]:
+        """N-way K-shot episodes; runs with full context embeddings are named ``...-fce``."""
+        shape, words = super().describe_training(config, options)
+        return shape + ("-fce" if options["fce"] else ""), words
 
     def __init__(
         self,

@@ -7,7 +7,9 @@ memory) is its own business.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,9 @@ from torch import Tensor
 from fslearn.data.sequences import LABEL_KINDS, SequenceEpisode
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.options import Family, Option
+
+if TYPE_CHECKING:
+    from fslearn.training import TrainingConfig
 
 __all__ = [
     "SequenceMethod",
@@ -114,6 +119,15 @@ class SequenceMethod(FewShotMethod):
                "over 5 symbols (Santoro et al.'s 15-way setting)",
                metavar="{" + ",".join(LABEL_KINDS) + "}", constructor=False, exclusive=True),
     )
+
+    @classmethod
+    def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
+                          ) -> tuple[str, str]:
+        """Sequence episodes: ``5w10d-one_hot``, ``5-way sequences of 10 drawings per class
+        (one_hot labels, 16 per step)``."""
+        return (f"{config.n_way}w{config.per_class}d-{config.labels}",
+                f"{config.n_way}-way sequences of {config.per_class} drawings per class "
+                f"({config.labels} labels, {config.tasks} per step)")
 
     @staticmethod
     def _inputs(episode: SequenceEpisode | Tensor) -> Tensor:

@@ -46,8 +46,9 @@ those tabulated for Siamese networks under the Vinyals protocol (97.3 / 98.4 / 8
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,9 @@ from fslearn.data.episodes import Episode
 from fslearn.data.pairs import PairBatch, PairSampler, TripletBatch, TripletSampler
 from fslearn.methods.base import MetricMethod
 from fslearn.methods.options import Family, Option
+
+if TYPE_CHECKING:
+    from fslearn.training import TrainingConfig
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -217,6 +221,16 @@ class SiameseNetwork(MetricMethod):
                metavar="M", exclusive=True, default_text=", ".join(
                    f"{k} {v:g}" for k, v in DEFAULT_MARGINS.items()) + "; bce has none"),
     )
+
+    @classmethod
+    def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
+                          ) -> tuple[str, str]:
+        """Runs are named after the loss, which also sets pairs or triplets:
+        ``bce-128pairs``, ``128 pairs per step (bce loss)``."""
+        loss = options["loss"]
+        kind = "triplets" if loss == "triplet" else "pairs"
+        return (f"{loss}-{config.pairs_per_step}{kind}",
+                f"{config.pairs_per_step} {kind} per step ({loss} loss)")
 
     def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1,
                  image_size: int = 28, loss: str = "bce", margin: float | None = None) -> None:

@@ -19,15 +19,29 @@ the specs and calls :func:`check_functions`, then export it from ``fslearn.exerc
 from __future__ import annotations
 
 import html
-import math
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor
+
+# what the checkers show of values, and the copies and comparisons of the cases' tensors
+from fslearn.exercises.checker.values import (
+    _SHOW_MAX,
+    _article,
+    _as_float64,
+    _clone,
+    _identical,
+    _is_tensors,
+    _number,
+    _shape,
+    _shape_text,
+    _show_numbers,
+    _show_value,
+    describe,
+)
 
 __all__ = [
     "Case",
@@ -48,8 +62,6 @@ __all__ = [
 #: ``error``: the student's code raised an exception or is not a function.
 Status = Literal["passed", "not_done", "wrong", "error"]
 
-#: Values shown in full when they have at most this many entries (else their shape).
-_SHOW_MAX = 12
 #: Lines of an exception's message repeated in a verdict.
 _ERROR_LINES = 4
 
@@ -507,46 +519,7 @@ def generic_error_hint(error: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Values
-
-
-def _clone(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(_clone_one(arg) for arg in args)
-
-
-def _clone_one(arg: Any) -> Any:
-    if isinstance(arg, Tensor):
-        return arg.clone()
-    if _is_tensors(arg):  # a dict of tensors (parameters by name)
-        return {name: value.clone() for name, value in arg.items()}
-    return arg
-
-
-def _is_tensors(value: Any) -> bool:
-    """A tensor, or a non-empty dict of tensors."""
-    return isinstance(value, Tensor) or (isinstance(value, dict) and bool(value) and all(
-        isinstance(item, Tensor) for item in value.values()))
-
-
-def _identical(a: Tensor | dict[str, Tensor], b: Any) -> bool:
-    if isinstance(a, dict):
-        return (isinstance(b, dict) and a.keys() == b.keys()
-                and all(_identical(a[name], b[name]) for name in a))
-    return (isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
-            and bool(torch.equal(a, b.detach())))
-
-
-def _as_float64(value: Any) -> Tensor:
-    """``value`` (a number, tensor, array or sequence of numbers) as a float64 tensor."""
-    if isinstance(value, Tensor):
-        return value.detach().cpu().to(torch.float64)
-    if isinstance(value, np.ndarray | np.generic):
-        return torch.from_numpy(np.asarray(value, dtype=np.float64).copy())
-    if isinstance(value, list | tuple):
-        return torch.stack([_as_float64(item) for item in value]) if value else torch.zeros(0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"not a number: {type(value).__name__}")
-    return torch.tensor(float(value), dtype=torch.float64)
+# Outputs
 
 
 def _output_tensor(raw: Any, spec: FunctionSpec) -> Tensor:
@@ -566,58 +539,3 @@ def _output_tensor(raw: Any, spec: FunctionSpec) -> Tensor:
 def _close(got: Tensor, expected: Tensor, spec: FunctionSpec) -> bool:
     return tuple(got.shape) == tuple(expected.shape) and bool(
         torch.allclose(got, expected, rtol=spec.rtol, atol=spec.atol, equal_nan=True))
-
-
-def _article(word: str) -> str:
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} `{word}`"
-
-
-def _shape(t: Tensor) -> str:
-    return "[" + ", ".join(str(size) for size in t.shape) + "]"
-
-
-def _shape_text(t: Tensor, axes: tuple[str, ...]) -> str:
-    if t.ndim == 0:
-        return "one number"
-    named = f" ({', '.join(axes)})" if len(axes) == t.ndim else ""
-    return f"shape {_shape(t)}{named}"
-
-
-def _number(x: float) -> str:
-    if math.isnan(x) or math.isinf(x):
-        return str(x)
-    return f"{x + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0
-
-
-def _nested(values: Any) -> str:
-    if isinstance(values, list):
-        return "[" + ", ".join(_nested(v) for v in values) + "]"
-    if isinstance(values, bool):
-        return str(values)
-    if isinstance(values, int):
-        return str(values)
-    return _number(float(values))
-
-
-def _show_numbers(t: Tensor) -> str:
-    return _nested(t.tolist())
-
-
-def _show_value(value: Any) -> str:
-    """A test input: in full when small, else its dtype and shape."""
-    if isinstance(value, Tensor):
-        if value.numel() <= _SHOW_MAX:
-            return _nested(value.detach().tolist())
-        return describe(value)
-    if _is_tensors(value):
-        return "{" + ", ".join(f"{name}: {_show_value(item)}" for name, item in value.items()) + "}"
-    return repr(value)
-
-
-def describe(value: Any) -> str:
-    """``float32 tensor of shape [2, 6, 4]`` for a tensor, ``repr`` for anything else."""
-    if isinstance(value, Tensor):
-        return f"{str(value.dtype).removeprefix('torch.')} tensor of shape {_shape(value)}"
-    if _is_tensors(value):
-        return "{" + ", ".join(f"{name}: {describe(item)}" for name, item in value.items()) + "}"
-    return repr(value)

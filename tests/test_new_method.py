@@ -1,0 +1,136 @@
+"""A new method needs its own module and one registry line, nothing else: a method written
+here, outside the package, is trained, evaluated, reported and used for predictions through the
+command line, with an option of its own (the minimal worked example of CONTRIBUTING.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fslearn.checkpoints import load_checkpoint
+from fslearn.cli import main
+from fslearn.data import FewShotDataset
+from fslearn.data.folder import save_image_folder
+from fslearn.methods import METHODS, MetricMethod, register
+from fslearn.methods.base import check_support
+from fslearn.methods.options import Option
+
+
+class NearestCentroid(MetricMethod):
+    """Each query goes to the closest class mean of a linear embedding; the logits are the
+    negative squared distances divided by a temperature.
+
+    Args:
+        in_channels, image_size: the images' shape (set by ``fslearn train`` from the data).
+        temperature: divides the logits (a larger one, softer probabilities).
+    """
+
+    name = "test_centroid"
+    cli_options = (
+        Option(("--temperature",), "divides the negative squared distances (a larger one, "
+               "softer probabilities)", type=float, metavar="T"),
+    )
+    #: the temperature of every instance built, to check what reached the constructor
+    built_with: ClassVar[list[float]] = []
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28,
+                 temperature: float = 1.0) -> None:
+        super().__init__(nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, 16)))
+        self.temperature = float(temperature)
+        NearestCentroid.built_with.append(self.temperature)
+        self.hparams = {"in_channels": in_channels, "image_size": image_size,
+                        "temperature": self.temperature}
+
+    def scores(self, support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way: int) -> Tensor:
+        counts = check_support(self.name, support_z, support_y, query_z, n_way)
+        one_hot = F.one_hot(support_y, n_way).to(support_z.dtype)  # [tasks, images, n_way]
+        centroids = one_hot.transpose(1, 2) @ support_z / counts[..., None]
+        return -torch.cdist(query_z, centroids).square() / self.temperature
+
+
+@pytest.fixture(scope="module")
+def registered():
+    """The method registered for this module's tests only."""
+    before = dict(METHODS)
+    register(NearestCentroid)  # the one line a new method adds to fslearn/methods/__init__.py
+    yield NearestCentroid
+    del METHODS[NearestCentroid.name]
+    assert before == METHODS
+
+
+def _subset(dataset: FewShotDataset, classes: list[int], part: slice) -> FewShotDataset:
+    """The images ``part`` of each of ``classes``, relabelled 0, 1, ..."""
+    keep = [(dataset.labels == c).nonzero().flatten()[part] for c in classes]
+    labels = [torch.full((len(k),), i) for i, k in enumerate(keep)]
+    return FewShotDataset(dataset.images[torch.cat(keep)], torch.cat(labels),
+                          [dataset.class_names[c].replace("/", "-") for c in classes], "subset")
+
+
+@pytest.fixture(scope="module")
+def trained(registered, tmp_path_factory):
+    out = tmp_path_factory.mktemp("new_method") / "run"
+    NearestCentroid.built_with.clear()
+    assert main(["train", "test_centroid", "--temperature", "2", "--way", "5", "--shot", "1",
+                 "--query", "2", "--episodes", "4", "--val-every", "2", "--val-episodes", "10",
+                 "--checkpoint-every", "2", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_help_lists_the_option_with_its_default_from_the_code(registered, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "test_centroid", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "test_centroid's options" in text
+    assert "--temperature T divides the negative squared distances" in text
+    assert "softer probabilities) (default: 1.0)" in text
+
+
+def test_the_option_reaches_the_constructor_and_the_checkpoint(trained):
+    assert NearestCentroid.built_with == [2.0]
+    record = json.loads((trained / "best" / "checkpoint.json").read_text())
+    assert record["method"] == "test_centroid"
+    assert record["hparams"] == {"in_channels": 1, "image_size": 28, "temperature": 2.0}
+    assert record["command"].startswith("fslearn train test_centroid --temperature 2")
+    method, _ = load_checkpoint(trained / "best")
+    assert isinstance(method, NearestCentroid) and method.temperature == 2.0
+
+
+def test_another_method_refuses_the_option(registered, tmp_path, capsys):
+    assert main(["train", "protonet", "--temperature", "2", "--episodes", "1", "--out",
+                 str(tmp_path)]) == 2
+    assert ("--temperature is an option of the method (test_centroid), not of protonet"
+            in capsys.readouterr().err)
+
+
+def test_evaluate_and_report(trained, capsys):
+    assert main(["evaluate", str(trained), "--way", "5", "--shot", "1", "--episodes", "10",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["n_way"], result["k_shot"], result["episodes"]) == (5, 1, 10)
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert main(["report", str(trained), "--episodes", "10", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(r["n_way"], r["k_shot"]) for r in report["results"]] == [
+        (5, 1), (5, 5), (20, 1), (20, 5)]
+    assert report["paper"] is None  # no published figures for it
+    assert all(r["paper_accuracy"] is None for r in report["results"])
+
+
+def test_predict_on_image_folders(trained, omniglot_test, tmp_path, capsys):
+    classes = [0, 100, 200, 300]
+    save_image_folder(_subset(omniglot_test, classes, slice(0, 2)), tmp_path / "support",
+                      invert=True)
+    save_image_folder(_subset(omniglot_test, classes, slice(10, 12)), tmp_path / "query",
+                      invert=True)
+    assert main(["predict", str(trained), "--support", str(tmp_path / "support"), "--query",
+                 str(tmp_path / "query"), "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    names = {path.name for path in (tmp_path / "support").iterdir()}
+    assert len(output["predictions"]) == 8
+    assert {p["label"] for p in output["predictions"]} <= names
