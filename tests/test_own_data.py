@@ -108,13 +108,19 @@ def test_predict_with_a_method_and_a_dataset(drawings):
     assert {p.label for p in first} <= set(support.class_names)
 
 
-def test_train_evaluate_predict_on_folders(drawings, omniglot_val, tmp_path, capsys):
-    root, _, _ = drawings
+def _train_and_val_folders(omniglot_val, tmp_path):
+    """A student's small training and validation folders: 10 and 6 classes of 6 drawings."""
     train_dir, val_dir = tmp_path / "train", tmp_path / "val"
     save_image_folder(_subset(omniglot_val, {c: slice(0, 6) for c in range(0, 40, 4)}),
                       train_dir, invert=True)
     save_image_folder(_subset(omniglot_val, {c: slice(0, 6) for c in range(1, 24, 4)}),
                       val_dir, invert=True)
+    return train_dir, val_dir
+
+
+def test_train_evaluate_predict_on_folders(drawings, omniglot_val, tmp_path, capsys):
+    root, _, _ = drawings
+    train_dir, val_dir = _train_and_val_folders(omniglot_val, tmp_path)
     out = tmp_path / "run"
     assert main(["train", "protonet", "--data", str(train_dir), "--val-data", str(val_dir),
                  "--invert", "--image-size", "20", "--way", "5", "--shot", "1", "--query", "2",
@@ -143,11 +149,7 @@ def test_small_validation_folder_names_the_val_option_at_fault(omniglot_val, tmp
     """The README's own-images command with a validation folder of 6 drawings per class: the
     training episodes (--query 5) fit, the validation's default 15 queries do not, and the
     message names --val-query, not the --shot/--query the student set."""
-    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
-    save_image_folder(_subset(omniglot_val, {c: slice(0, 6) for c in range(0, 40, 4)}),
-                      train_dir, invert=True)
-    save_image_folder(_subset(omniglot_val, {c: slice(0, 6) for c in range(1, 24, 4)}),
-                      val_dir, invert=True)
+    train_dir, val_dir = _train_and_val_folders(omniglot_val, tmp_path)
     out = tmp_path / "run"
     assert main(["train", "protonet", "--data", str(train_dir), "--val-data", str(val_dir),
                  "--way", "5", "--shot", "1", "--query", "5", "--image-size", "28", "--invert",
