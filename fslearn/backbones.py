@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Conv4", "TaskBatchNorm2d", "conv_block"]
+__all__ = ["Conv4", "OffsetBatchNorm2d", "SamePadConv2d", "StridedConv4", "TaskBatchNorm2d",
+           "conv_block"]
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -96,3 +97,78 @@ class TaskBatchNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
         return normalised * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class OffsetBatchNorm2d(nn.Module):
+    """Batch norm of the current batch with a learned offset and no learned scale: what
+    ``tf.contrib.layers.batch_norm`` does with its defaults (``center=True, scale=False``,
+    epsilon 1e-3), as Finn et al.'s MAML code uses it for Omniglot.
+
+    Its ``offset`` is named in :attr:`meta_only`: in that code it is a variable of the layer,
+    not one of the weights the inner loop adapts, so only the outer loop learns it.
+    """
+
+    #: parameters that the inner loop of a MAML-like method leaves as they are
+    meta_only = ("offset",)
+
+    def __init__(self, channels: int, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.offset = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # the offset is added outside F.batch_norm for the reason TaskBatchNorm2d gives
+        normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
+        return normalised + self.offset[:, None, None]
+
+
+class SamePadConv2d(nn.Conv2d):
+    """A convolution with TensorFlow's ``'SAME'`` padding: the output has ``ceil(H / stride)``
+    rows, and where the padding is odd the extra row and column go at the bottom and right
+    (PyTorch's ``padding=1`` pads both sides equally, which shifts a strided grid)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 stride: int = 2) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = []
+        for size, kernel, stride in zip(reversed(x.shape[-2:]), reversed(self.kernel_size),
+                                        reversed(self.stride), strict=True):
+            total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+            pads += [total // 2, total - total // 2]  # F.pad: (left, right, top, bottom)
+        return super().forward(F.pad(x, pads))
+
+
+class StridedConv4(nn.Module):
+    """The Omniglot network of Finn et al.'s MAML code (``max_pool=False``): ``blocks`` blocks
+    of a 3x3 convolution of stride 2 with ``'SAME'`` padding, :class:`OffsetBatchNorm2d` and a
+    ReLU, then the mean over the remaining map. A 28x28 image becomes 14, 7, 4, then 2x2
+    maps, and a ``hidden_channels`` vector whatever the image size.
+
+    The weights start as the authors' do: Xavier-uniform convolutions, zero biases.
+
+    Attributes:
+        channels_last: as :class:`Conv4`'s.
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: int = 64, blocks: int = 4) -> None:
+        super().__init__()
+        channels = [in_channels] + [hidden_channels] * blocks
+        self.features = nn.Sequential(*(
+            nn.Sequential(SamePadConv2d(c_in, c_out), OffsetBatchNorm2d(c_out), nn.ReLU())
+            for c_in, c_out in itertools.pairwise(channels)))
+        for block in self.features:
+            nn.init.xavier_uniform_(block[0].weight)
+            nn.init.zeros_(block[0].bias)
+        self.in_channels = in_channels
+        self.channels_last = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: [batch, C, H, W]`` -> ``[batch, hidden_channels]``, the spatial mean."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"StridedConv4 expects images [batch, {self.in_channels}, H, W], "
+                             f"got shape {tuple(x.shape)}")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.features(x).mean(dim=(-2, -1))

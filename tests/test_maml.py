@@ -187,6 +187,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.parametrize("method, extra", [
     ("maml", ["--inner-lr", "0.4"]),
+    ("fomaml", ["--inner-lr", "0.4", "--inner-loss", "sum_over_k", "--architecture", "authors"]),
     ("reptile", ["--inner-lr", "0.4", "--optimizer", "sgd", "--lr", "1", "--lr-schedule",
                  "linear", "--inner-optimizer", "adam", "--inner-batch", "3",
                  "--test-inner-batch", "4"]),
@@ -203,6 +204,8 @@ def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
     assert record["method"] == method
     assert record["hparams"]["n_way"] == 5 and record["hparams"]["inner_lr"] == 0.4
     assert record["config"]["tasks"] == 2
+    assert (record["hparams"]["inner_loss"], record["hparams"]["architecture"]) == (
+        ("sum_over_k", "authors") if method == "fomaml" else ("mean", "conv4"))
     if method == "reptile":
         assert (record["config"]["optimizer"], record["config"]["lr_schedule"]) == (
             "sgd", "linear")
@@ -628,3 +631,24 @@ def test_shipped_omniglot_checkpoints_record_and_reproduce_their_figures(name):
     again = evaluate(method, load_omniglot("test", protocol="vinyals"), n_way, 1, n_query=15,
                      episodes=episodes, seed=0)
     assert abs(again.accuracy - rows[n_way, 1]["accuracy"]) < 0.06
+
+
+@pytest.mark.parametrize("cls, inner_loss", [(MAML, "mean"), (MAML, "sum_over_k"),
+                                             (MetaSGD, "sum_over_k"), (ANIL, "mean")])
+def test_authors_network_meta_gradient_engines_and_finite_differences(cls, inner_loss):
+    """The strided network with unadapted batch-norm offsets: both engines give one
+    meta-gradient, and it matches central finite differences (float64)."""
+    model = _model(cls, 2, architecture="authors", inner_loss=inner_loss)
+    episode = _episode()
+    gradient = _meta_gradient(model, episode, "vmap", per_task=False)
+    loop = _meta_gradient(model, episode, "loop", per_task=True)
+    assert (loop - gradient).abs().max() <= 1e-10 * gradient.abs().max()
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        direction = torch.randn(len(theta), generator=generator, dtype=torch.float64)
+        eps = 1e-6
+        numeric = (_meta_loss_at(model, episode, theta + eps * direction)
+                   - _meta_loss_at(model, episode, theta - eps * direction)) / (2 * eps)
+        analytic = float(gradient @ direction)
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)

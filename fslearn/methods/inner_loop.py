@@ -21,19 +21,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from fslearn.backbones import Conv4, TaskBatchNorm2d
+from fslearn.backbones import Conv4, StridedConv4, TaskBatchNorm2d
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.options import Family, Option
 
 __all__ = [
+    "ARCHITECTURES",
     "ENGINES",
+    "INNER_LOSSES",
     "INNER_OPTIMIZERS",
     "TASKS",
     "InnerLoopMethod",
     "Params",
     "adapt",
     "inner_loop",
+    "inner_loss_scale",
     "maml_network",
     "sinusoid_network",
 ]
@@ -45,15 +48,36 @@ TASKS = ("classification", "regression")
 #: the inner loop's update: plain gradient steps, or Adam with beta1 = 0 (Reptile's)
 INNER_OPTIMIZERS = ("sgd", "adam")
 ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
+#: how the inner loss reduces over the support examples: their mean (fslearn's), or their sum
+#: divided by the shots K (Finn et al.'s code), N times the mean over N*K images
+INNER_LOSSES = ("mean", "sum_over_k")
+#: the image network: fslearn's Conv4 (max-pooling, batch norm with a scale and an offset, all
+#: adapted) or the Omniglot network of Finn et al.'s code (strided, spatial mean, see
+#: :class:`~fslearn.backbones.StridedConv4`)
+ARCHITECTURES = ("conv4", "authors")
 
 Params = dict[str, Tensor]
 
 
 def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
-                 hidden_channels: int = 64, blocks: int = 4) -> nn.Sequential:
-    """Conv4 with per-batch batch norm (module ``0``), then a linear layer to ``n_way`` logits
-    (module ``1``, the head). Each block halves the image, so the head takes
-    ``hidden_channels * (image_size // 2**blocks)**2`` features (64 for 28x28 Omniglot)."""
+                 hidden_channels: int = 64, blocks: int = 4,
+                 architecture: str = "conv4") -> nn.Sequential:
+    """The body (module ``0``), then a linear layer to ``n_way`` logits (module ``1``, the head).
+
+    ``"conv4"``: a Conv4 with per-batch batch norm; each block halves the image, so the head
+    takes ``hidden_channels * (image_size // 2**blocks)**2`` features (64 for 28x28 Omniglot).
+    ``"authors"``: :class:`~fslearn.backbones.StridedConv4`, whose spatial mean gives the head
+    ``hidden_channels`` features at any image size; its head starts as the authors' does, with
+    standard normal weights and zero biases.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got "
+                         f"{architecture!r}")
+    if architecture == "authors":
+        head = nn.Linear(hidden_channels, n_way)
+        nn.init.normal_(head.weight)
+        nn.init.zeros_(head.bias)
+        return nn.Sequential(StridedConv4(in_channels, hidden_channels, blocks), head)
     body = Conv4(in_channels, hidden_channels, blocks)
     for block in body.features:
         block[1] = TaskBatchNorm2d(hidden_channels)
@@ -62,6 +86,22 @@ def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
         raise ValueError(f"image_size {image_size} is too small for {blocks} blocks, which "
                          f"halve it {blocks} times: use at least {2**blocks} pixels.")
     return nn.Sequential(body, nn.Linear(hidden_channels * side * side, n_way))
+
+
+def inner_loss_scale(inner_loss: str, examples: int, k_shot: int) -> float:
+    """What the mean loss over one inner step's ``examples`` is multiplied by under the
+    ``inner_loss`` convention: 1 for ``"mean"``; ``examples / k_shot`` for ``"sum_over_k"`` (the
+    sum of the per-example losses divided by the shots K, as ``utils.xent`` and ``tf.gradients``
+    of Finn et al.'s code compute it), which is ``n_way`` on a whole N-way K-shot support set.
+    """
+    if inner_loss not in INNER_LOSSES:
+        raise ValueError(f"inner_loss must be one of {', '.join(INNER_LOSSES)}, got "
+                         f"{inner_loss!r}")
+    if inner_loss == "mean":
+        return 1.0
+    if k_shot < 1:
+        raise ValueError(f"the sum_over_k inner loss needs at least one shot, got {k_shot}")
+    return examples / k_shot
 
 
 def sinusoid_network(hidden: int = 40) -> nn.Sequential:
@@ -82,6 +122,7 @@ def inner_loop(
     loss_function: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
     optimizer: str = "sgd",
     batch_size: int | None = None,
+    loss_scale: float = 1.0,
 ) -> Params:
     """Adapt ``params`` to one task's support set with ``steps`` gradient steps.
 
@@ -99,6 +140,8 @@ def inner_loop(
             inner optimizer; its square root is not meant to be differentiated through).
         batch_size: examples per step, taken in order and cycling through the support set
             (``None``: the whole support set at every step).
+        loss_scale: the inner loss is ``loss_scale * loss_function(outputs, y)``; see
+            :func:`inner_loss_scale` (1: the mean over the step's examples).
 
     Returns:
         The adapted parameters (the others unchanged), as differentiable functions of
@@ -114,7 +157,8 @@ def inner_loop(
     batch = n_support if batch_size is None else min(batch_size, n_support)
 
     def support_loss(fast: Params, x: Tensor, y: Tensor) -> Tensor:
-        return loss_function(functional_call(model, {**fixed, **fast}, (x,)), y)
+        loss = loss_function(functional_call(model, {**fixed, **fast}, (x,)), y)
+        return loss if loss_scale == 1.0 else loss_scale * loss
 
     for step in range(steps):
         x, y = support_x, support_y
@@ -218,7 +262,7 @@ class InnerLoopMethod(FewShotMethod):
         n_way: classes per episode (the size of the head; episodes must have this many).
         in_channels: image channels.
         inner_steps: inner gradient steps in training.
-        inner_lr: the inner step size :math:`\\alpha`.
+        inner_lr: the inner step size :math:`\\alpha`; what it means depends on ``inner_loss``.
         test_inner_steps: inner steps when the method is in evaluation mode (the paper tests
             with 3, the authors' code with 10); default: ``inner_steps``.
         first_order: drop the second derivatives (first-order MAML).
@@ -229,6 +273,17 @@ class InnerLoopMethod(FewShotMethod):
         task: ``"classification"`` (the Conv4 and cross-entropy) or ``"regression"`` (sinusoid
             regression: the paper's MLP with ``hidden_channels`` units, squared error; ``n_way``
             must be 1).
+        inner_loss: what the inner steps differentiate. ``"mean"`` (fslearn's): the mean loss
+            over the step's support examples (all N*K of them unless Reptile takes
+            mini-batches). ``"sum_over_k"`` (Finn et al.'s code): the per-example losses summed
+            and divided by the shots K, N times the mean on an N-way support set, so the same
+            ``inner_lr`` takes N times the step: the paper's alpha = 0.4 at 5-way is 2.0 under
+            ``"mean"``, and fslearn's 0.4 under ``"mean"`` is the authors' 0.08. Sinusoid
+            regression (N = 1) and Adam's inner steps (Reptile, which rescaling barely changes)
+            differ little or not at all. Evaluation uses the same convention as training.
+        architecture: ``"conv4"`` (fslearn's network) or ``"authors"`` (the strided Omniglot
+            network of Finn et al.'s code, whose batch-norm offsets only the outer loop learns;
+            see :func:`maml_network`). Images only.
     """
 
     family = Family("optimisation-based methods", summary="the inner loop")
@@ -244,13 +299,22 @@ class InnerLoopMethod(FewShotMethod):
         Option(("--engine",), "run the tasks of a batch in a loop or vectorised with "
                "torch.func.vmap (auto: vmap on CUDA and for --sinusoid, the loop for images on "
                "a CPU)", choices=ENGINES),
+        Option(("--inner-loss",), "what the inner steps differentiate: the mean loss over the "
+               "support images, or their sum divided by the shots K as in Finn et al.'s code "
+               "(N times the mean: the same --inner-lr takes N times the step)",
+               choices=INNER_LOSSES),
+        Option(("--architecture",), "the network: fslearn's Conv4 (max-pooling), or the "
+               "strided Omniglot network of Finn et al.'s code (spatial mean, batch norm "
+               "without a scale, its offset learned by the outer loop only)",
+               choices=ARCHITECTURES),
     )
 
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,
                  first_order: bool = False, engine: str = "auto", image_size: int = 28,
                  hidden_channels: int = 64, blocks: int = 4,
-                 task: str = "classification") -> None:
+                 task: str = "classification", inner_loss: str = "mean",
+                 architecture: str = "conv4") -> None:
         super().__init__()
         for label, value in (("n_way", n_way), ("inner_steps", inner_steps)):
             if not isinstance(value, int) or value < 1:
@@ -265,23 +329,29 @@ class InnerLoopMethod(FewShotMethod):
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        inner_loss_scale(inner_loss, 1, 1)  # refuses an unknown convention
         if task == "regression":
             if n_way != 1:
                 raise ValueError(f"sinusoid regression has one output: n_way must be 1, got "
                                  f"{n_way}")
             self.network = sinusoid_network(hidden_channels)
+            if architecture != "conv4":
+                raise ValueError(f"architecture {architecture!r} is an image network; sinusoid "
+                                 f"regression uses the paper's MLP: leave --architecture out.")
             self.task_loss: Callable[[Tensor, Tensor], Tensor] = F.mse_loss
         else:
-            self.network = maml_network(n_way, in_channels, image_size, hidden_channels, blocks)
+            self.network = maml_network(n_way, in_channels, image_size, hidden_channels, blocks,
+                                        architecture)
             self.task_loss = F.cross_entropy
-        self.task = task
+        self.task, self.inner_loss, self.architecture = task, inner_loss, architecture
         self.n_way, self.inner_steps, self.inner_lr = n_way, inner_steps, float(inner_lr)
         self.test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
         self.first_order, self.engine = first_order, engine
         self.hparams = {"n_way": n_way, "in_channels": in_channels, "inner_steps": inner_steps,
                         "inner_lr": float(inner_lr), "test_inner_steps": test_inner_steps,
                         "first_order": first_order, "engine": engine, "image_size": image_size,
-                        "hidden_channels": hidden_channels, "blocks": blocks, "task": task}
+                        "hidden_channels": hidden_channels, "blocks": blocks, "task": task,
+                        "inner_loss": inner_loss, "architecture": architecture}
 
     @property
     def fixed_way(self) -> int | None:
@@ -293,9 +363,24 @@ class InnerLoopMethod(FewShotMethod):
         """The parameters :math:`\\theta` of the network, by name."""
         return dict(self.network.named_parameters())
 
+    def adaptable_names(self) -> list[str]:
+        """The network's parameters that an inner loop may adapt: all of them but those a module
+        leaves to the outer loop (its ``meta_only`` ones: the authors' batch-norm offsets)."""
+        meta_only = {f"{prefix}.{name}" if prefix else name
+                     for prefix, module in self.network.named_modules()
+                     for name in getattr(module, "meta_only", ())}
+        return [name for name, _ in self.network.named_parameters() if name not in meta_only]
+
     def step_sizes(self) -> dict[str, Tensor | float]:
-        """The inner step size of every adapted parameter (all of them, here)."""
-        return {name: self.inner_lr for name, _ in self.network.named_parameters()}
+        """The inner step size of every adapted parameter (all the adaptable ones, here)."""
+        return {name: self.inner_lr for name in self.adaptable_names()}
+
+    def loss_scale(self, n_support: int, batch: int | None = None) -> float:
+        """The factor :attr:`inner_loss` puts on the mean support loss of an inner step on
+        ``batch`` of the ``n_support`` examples (``None``: all of them); see
+        :func:`inner_loss_scale`."""
+        examples = n_support if batch is None else min(batch, n_support)
+        return inner_loss_scale(self.inner_loss, examples, n_support // self.n_way)
 
     # -- one task, many tasks ------------------------------------------------------------------
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
@@ -303,7 +388,8 @@ class InnerLoopMethod(FewShotMethod):
         """One task: adapt to its support set, then its query logits ``[n_query_total, n_way]``."""
         steps = self.training_inner_steps if self.training else self.test_inner_steps
         adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
-                             self.first_order, self.task_loss)
+                             self.first_order, self.task_loss,
+                             loss_scale=self.loss_scale(support_x.shape[0]))
         return functional_call(self.network, adapted, (query_x,))
 
     @property
@@ -322,7 +408,7 @@ class InnerLoopMethod(FewShotMethod):
         return "vmap" if device.type == "cuda" or self.task == "regression" else "loop"
 
     def _use_channels_last(self, flag: bool) -> None:
-        if isinstance(self.network[0], Conv4):
+        if isinstance(self.network[0], Conv4 | StridedConv4):
             self.network[0].channels_last = flag
 
     def _check(self, episode: Episode) -> None:

@@ -73,10 +73,12 @@ class FirstOrderMAML(MAML):
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
-                 blocks: int = 4, task: str = "classification") -> None:
+                 blocks: int = 4, task: str = "classification", inner_loss: str = "mean",
+                 architecture: str = "conv4") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=True, engine=engine, image_size=image_size,
-                         hidden_channels=hidden_channels, blocks=blocks, task=task)
+                         hidden_channels=hidden_channels, blocks=blocks, task=task,
+                         inner_loss=inner_loss, architecture=architecture)
         del self.hparams["first_order"]
 
 
@@ -88,19 +90,22 @@ class MetaSGD(MAML):
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 1,
                  inner_lr: float = 0.4, test_inner_steps: int | None = None,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
-                 blocks: int = 4, task: str = "classification") -> None:
+                 blocks: int = 4, task: str = "classification", inner_loss: str = "mean",
+                 architecture: str = "conv4") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=False, engine=engine, image_size=image_size,
-                         hidden_channels=hidden_channels, blocks=blocks, task=task)
+                         hidden_channels=hidden_channels, blocks=blocks, task=task,
+                         inner_loss=inner_loss, architecture=architecture)
         del self.hparams["first_order"]
         # ParameterDict keys may not contain dots: "0.features.0.0.weight" -> "0-features-..."
+        parameters = dict(self.network.named_parameters())
         self.learned_step_sizes = nn.ParameterDict({
-            name.replace(".", "-"): nn.Parameter(torch.full_like(value, inner_lr))
-            for name, value in self.network.named_parameters()})
+            name.replace(".", "-"): nn.Parameter(torch.full_like(parameters[name], inner_lr))
+            for name in self.adaptable_names()})
 
     def step_sizes(self) -> dict[str, Tensor | float]:
         return {name: self.learned_step_sizes[name.replace(".", "-")]
-                for name, _ in self.network.named_parameters()}
+                for name in self.adaptable_names()}
 
 
 class ANIL(MAML):

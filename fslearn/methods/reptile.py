@@ -59,10 +59,12 @@ class Reptile(InnerLoopMethod):
                  inner_lr: float = 1e-3, test_inner_steps: int | None = 50,
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
                  blocks: int = 4, task: str = "classification", inner_optimizer: str = "adam",
-                 inner_batch: int | None = 10, test_inner_batch: int | None = 5) -> None:
+                 inner_batch: int | None = 10, test_inner_batch: int | None = 5,
+                 inner_loss: str = "mean", architecture: str = "conv4") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=True, engine=engine, image_size=image_size,
-                         hidden_channels=hidden_channels, blocks=blocks, task=task)
+                         hidden_channels=hidden_channels, blocks=blocks, task=task,
+                         inner_loss=inner_loss, architecture=architecture)
         if inner_optimizer not in INNER_OPTIMIZERS:
             raise ValueError(f"inner_optimizer must be one of {', '.join(INNER_OPTIMIZERS)}, "
                              f"got {inner_optimizer!r}")
@@ -77,6 +79,12 @@ class Reptile(InnerLoopMethod):
         self.hparams.update(inner_optimizer=inner_optimizer, inner_batch=inner_batch,
                             test_inner_batch=test_inner_batch)
 
+    def step_sizes(self) -> dict[str, Tensor | float]:
+        """Every parameter, the authors' batch-norm offsets too (``architecture="authors"``):
+        Reptile's update is :math:`\\theta - \\phi`, so a parameter its inner loop left alone
+        would never move."""
+        return {name: self.inner_lr for name, _ in self.network.named_parameters()}
+
     def adapt(self, params: Params, support_x: Tensor, support_y: Tensor) -> Params:
         r""":math:`\phi`: one task's weights after the inner optimizer's steps on its support
         set, taken in mini-batches that hold every class in turn."""
@@ -89,7 +97,8 @@ class Reptile(InnerLoopMethod):
             support_x, support_y = support_x[order], support_y[order]
         return inner_loop(self.network, params, support_x, support_y, steps,
                           self.step_sizes(), first_order=True, loss_function=self.task_loss,
-                          optimizer=self.inner_optimizer, batch_size=batch)
+                          optimizer=self.inner_optimizer, batch_size=batch,
+                          loss_scale=self.loss_scale(support_x.shape[0], batch))
 
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
