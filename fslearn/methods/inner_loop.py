@@ -8,6 +8,26 @@ so the same code runs in a per-task Python loop or vectorised over the tasks wit
 
 Batch norm uses the statistics of the current batch, at training and at test time alike, as in
 the authors' code (transductive): see :class:`~fslearn.backbones.TaskBatchNorm2d`.
+
+Two conventions of Finn et al.'s code that the paper does not state, and fslearn's choices
+(checked against cbfinn/maml; ``shared/notes/optimisation-methods.md``):
+
+* **The inner loss.** fslearn differentiates the mean cross-entropy over the N*K support images
+  (``inner_loss="mean"``, the default and what every shipped checkpoint was trained with). The
+  authors' ``utils.xent`` returns each example's cross-entropy divided by K
+  (``update_batch_size``) and ``tf.gradients`` differentiates the sum of that vector: the sum
+  over the support set divided by K, N times the mean (``inner_loss="sum_over_k"``). The same
+  step therefore needs N times the ``inner_lr`` under the mean: the paper's alpha = 0.4 at
+  5-way is 2.0 here, its 0.1 at 20-way is 2.0 too, and fslearn's 0.4 (5-way) and 0.1 (20-way)
+  are the authors' 0.08 and 0.005. Their outer loss is summed the same way, which Adam's
+  normalisation makes irrelevant; fslearn's outer loss is the mean over queries and tasks.
+  Regression (N = 1) is the same under both.
+* **The Omniglot network.** fslearn's Conv4 max-pools after each 3x3 convolution (padding 1),
+  and its batch norm has a scale and an offset, both adapted (``architecture="conv4"``). The
+  authors' (``architecture="authors"``, :class:`~fslearn.backbones.StridedConv4`) uses
+  convolutions of stride 2 with TensorFlow's 'SAME' padding, a spatial mean before the head,
+  and batch norm without a learned scale whose offset is not among the adapted weights (only
+  the outer loop learns it).
 """
 
 from __future__ import annotations
