@@ -5,8 +5,9 @@ them embed each test image once (:func:`embed_dataset`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,7 +23,7 @@ from fslearn.evaluation.common import (
 )
 from fslearn.methods.base import FewShotMethod, MetricMethod
 
-__all__ = ["EvaluationResult", "confusion_counts", "embed_dataset", "evaluate"]
+__all__ = ["EvaluationResult", "confusion_counts", "embed_dataset", "evaluate", "report_rows"]
 
 
 @dataclass(frozen=True)
@@ -203,3 +204,34 @@ def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
         n_query=batch[0].n_query,
     )
 
+
+def report_rows(
+    method: FewShotMethod,
+    dataset: FewShotDataset,
+    settings: Sequence[tuple[int, int]],
+    paper: Mapping[tuple[int, int], float],
+    n_query: int,
+    episodes: int,
+    seed: int,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """The rows of ``fslearn report`` for a classifier: :func:`evaluate`'s figures for each
+    ``(n_way, k_shot)`` of ``settings`` the method can score (a method with a head of
+    :attr:`~fslearn.methods.FewShotMethod.fixed_way` classes: its own ``n_way`` only), beside
+    ``paper_accuracy``, the published figure for that setting (None where there is none)."""
+    rows: list[dict[str, Any]] = []
+    # a method that sees images only through their embeddings (declared embeds_once) is
+    # scored on embeddings computed once for all settings
+    embeddings = (embed_dataset(method, dataset, device)  # type: ignore[arg-type]
+                  if method.embeds_once else None)
+    # a model with a head of n_way classes scores n_way-way tasks only
+    head = method.fixed_way
+    for n_way, k_shot in settings:
+        if head is not None and n_way != head:
+            continue
+        result = evaluate(method, dataset, n_way, k_shot, n_query, episodes,
+                          seed=seed, device=device, embeddings=embeddings,
+                          progress=progress)
+        rows.append({**result.to_dict(), "paper_accuracy": paper.get((n_way, k_shot))})
+    return rows

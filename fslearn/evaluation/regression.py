@@ -3,8 +3,9 @@ each number of inner steps, with its 95% confidence interval."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -18,7 +19,11 @@ from fslearn.evaluation.common import (
 )
 from fslearn.methods.base import FewShotMethod
 
-__all__ = ["RegressionResult", "evaluate_regression"]
+__all__ = ["REPORT_QUERY", "REPORT_STEPS", "RegressionResult", "evaluate_regression",
+           "report_rows"]
+
+#: the settings of Finn et al.'s Table 2: inner steps, and query points per task
+REPORT_STEPS, REPORT_QUERY = (1, 5, 10), 100
 
 
 @dataclass(frozen=True)
@@ -79,3 +84,14 @@ def evaluate_regression(
                 steps=count, episodes=episodes, k_shot=k_shot, n_query=n_query, seed=seed,
                 per_episode=per_episode.tolist()))
     return results
+
+
+def report_rows(method: FewShotMethod, tasks: SinusoidRegression, k_shot: int,
+                paper: Mapping[int, float], episodes: int, seed: int) -> list[dict[str, Any]]:
+    """The rows of ``fslearn report`` for a regression model: the mean squared error after each
+    of :data:`REPORT_STEPS` inner steps on ``k_shot`` support points, :data:`REPORT_QUERY` query
+    points per task, beside ``paper_mse``, the published figure after that many steps (None
+    where there is none)."""
+    results = evaluate_regression(method, tasks, k_shot, REPORT_STEPS,
+                                  n_query=REPORT_QUERY, episodes=episodes, seed=seed)
+    return [{**r.to_dict(), "paper_mse": paper.get(r.steps)} for r in results]

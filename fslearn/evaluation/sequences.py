@@ -4,7 +4,9 @@ presentation of a class, with the 95% confidence interval of each figure over te
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -20,7 +22,11 @@ from fslearn.evaluation.common import (
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.sequence import correct_steps
 
-__all__ = ["SHOT_EQUIVALENT_NOTE", "SequenceResult", "evaluate_sequences"]
+__all__ = ["SHOT_EQUIVALENTS", "SHOT_EQUIVALENT_NOTE", "SequenceResult", "evaluate_sequences",
+           "report_rows", "shot_equivalents"]
+
+#: the figures a sequence model's test is summed up by: (k_shot, presentation) equivalents
+SHOT_EQUIVALENTS = ((1, 2), (5, 6))
 
 
 #: why a presentation's accuracy is only *like* a k-shot figure (printed beside it)
@@ -166,3 +172,26 @@ def evaluate_sequences(
         dataset=tasks.name,
         per_episode=per_episode.tolist(),
     )
+
+
+def report_rows(result: SequenceResult, paper: Mapping[int, float]) -> list[dict[str, Any]]:
+    """The rows of ``fslearn report`` for a sequence model: the accuracy on each presentation
+    with its 95% CI, beside ``paper_accuracy``, the published figure for that presentation
+    (``paper[k]``; None where there is none)."""
+    return [{"presentation": k, "accuracy": accuracy, "ci95": ci95,
+             "paper_accuracy": paper.get(k)}
+            for k, (accuracy, ci95) in enumerate(zip(result.by_presentation,
+                                                     result.by_presentation_ci95,
+                                                     strict=True), 1)]
+
+
+def shot_equivalents(result: SequenceResult) -> list[dict[str, Any]]:
+    """The presentations that stand in for the standard k-shot settings, where the episodes
+    are long enough."""
+    rows = []
+    for k_shot, presentation in SHOT_EQUIVALENTS:
+        if presentation <= result.per_class:
+            accuracy, ci95 = result.presentation(presentation)
+            rows.append({"n_way": result.n_way, "k_shot": k_shot, "presentation": presentation,
+                         "accuracy": accuracy, "ci95": ci95})
+    return rows
