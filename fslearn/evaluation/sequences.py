@@ -1,5 +1,6 @@
-"""Sequence tests (memory-augmented and recurrent models): accuracy on sequence episodes by
-presentation of a class, with the 95% confidence interval of each figure over test episodes."""
+"""Sequence tests (the methods that declare ``episode_kind = "sequences"``): accuracy on sequence
+episodes by presentation of a class, with the 95% confidence interval of each figure over test
+episodes."""
 
 from __future__ import annotations
 
@@ -135,14 +136,7 @@ def evaluate_sequences(
         tasks = SequenceTasks(tasks)
     sampler = tasks.sampler(n_way, per_class, min(episodes_per_batch, episodes), seed, labels,
                             augment=augment)
-    inputs, outputs = tasks.model_shape(n_way, labels)
-    built = (method.hparams.get("input_features"), method.hparams.get("num_outputs"))
-    if built != (inputs, outputs):
-        raise ValueError(
-            f"{method.name} was built for {built[0]} input features and {built[1]} outputs, but "
-            f"{n_way}-way episodes with {labels} labels of {tasks.image_size}x"
-            f"{tasks.image_size} images need {inputs} and {outputs}: evaluate on the episodes "
-            f"it was trained on (its n_way, labels and image size).")
+    _check_built_for(method, tasks, n_way, labels)
     if device is None:
         device = next(iter(method.parameters())).device
     chunks = []
@@ -172,6 +166,19 @@ def evaluate_sequences(
         dataset=tasks.name,
         per_episode=per_episode.tolist(),
     )
+
+
+def _check_built_for(method: FewShotMethod, tasks: SequenceTasks, n_way: int, labels: str
+                     ) -> None:
+    """Refuse episodes whose inputs or outputs are not the size the model was built for."""
+    inputs, outputs = tasks.model_shape(n_way, labels)
+    built = (method.hparams.get("input_features"), method.hparams.get("num_outputs"))
+    if built != (inputs, outputs):
+        raise ValueError(
+            f"{method.name} was built for {built[0]} input features and {built[1]} outputs, but "
+            f"{n_way}-way episodes with {labels} labels of {tasks.image_size}x"
+            f"{tasks.image_size} images need {inputs} and {outputs}: evaluate on the episodes "
+            f"it was trained on (its n_way, labels and image size).")
 
 
 def report_rows(result: SequenceResult, paper: Mapping[int, float]) -> list[dict[str, Any]]:
