@@ -4,11 +4,11 @@ Each step draws batch ``i`` from a sampler, computes the method's loss on it and
 optimizer step. The sampler comes from the training data and the method: an
 :class:`~fslearn.data.EpisodeSampler` over a dataset's classes (support and query sets), the
 method's own sampler of the dataset's classes where it does not learn from episodes
-(:meth:`~fslearn.methods.FewShotMethod.training_sampler`: same/different pairs or triplets for
-Siamese networks, class-balanced labelled mini-batches for Baseline and Baseline++), a task
-distribution's own sampler (sinusoid regression), or a
+(:meth:`~fslearn.methods.FewShotMethod.training_sampler`, sized by ``pairs_per_step`` or
+``batch_size``), a task distribution's own sampler (sinusoid regression), or a
 :class:`~fslearn.data.sequences.SequenceSampler` of sequence episodes
-(:class:`~fslearn.data.sequences.SequenceTasks`, for memory-augmented networks); the method
+(:class:`~fslearn.data.sequences.SequenceTasks`, for the methods that declare
+``episode_kind = "sequences"``); the method
 scores its own outputs (:meth:`~fslearn.methods.FewShotMethod.correct`), and validation uses the
 evaluation that fits the episodes (N-way K-shot test episodes for every method that classifies
 a support set's classes, however it was trained). Every ``checkpoint_every`` episodes the full
@@ -63,14 +63,14 @@ class TrainingConfig:
             :class:`~fslearn.data.sequences.SequenceTasks`): drawings of each class per episode;
             None for support/query episodes (``k_shot`` and ``n_query`` are then unused).
         labels: sequence episodes only: ``"one_hot"`` or ``"string"`` labels.
-        pairs_per_step: methods trained on pairs or triplets (Siamese networks, see
-            :meth:`~fslearn.methods.FewShotMethod.training_sampler`): pairs (or triplets) per
-            optimizer step; None for methods trained on episodes. ``n_way``, ``k_shot``,
-            ``n_query`` and ``tasks`` are then unused (validation still uses ``val_*``, with
-            ``val_shot=None`` meaning ``k_shot``).
-        batch_size: methods pre-trained as ordinary classifiers on labelled mini-batches
-            (Baseline, Baseline++): images per optimizer step, drawn class-balanced by
-            :class:`~fslearn.data.LabelledBatchSampler`; None for the others. The episode
+        pairs_per_step: methods whose
+            :meth:`~fslearn.methods.FewShotMethod.training_sampler` draws pairs or triplets:
+            pairs (or triplets) per optimizer step; None for methods trained on episodes.
+            ``n_way``, ``k_shot``, ``n_query`` and ``tasks`` are then unused (validation still
+            uses ``val_*``, with ``val_shot=None`` meaning ``k_shot``).
+        batch_size: methods pre-trained as ordinary classifiers, whose ``training_sampler`` is
+            a :class:`~fslearn.data.LabelledBatchSampler` of class-balanced labelled
+            mini-batches: images per optimizer step; None for the others. The episode
             fields are then unused, as for ``pairs_per_step``.
         episodes: total number of training episodes (optimizer steps).
         lr: initial learning rate; with ``lr_schedule="step"`` multiplied by ``lr_gamma`` every

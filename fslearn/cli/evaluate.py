@@ -34,12 +34,12 @@ from fslearn.evaluation import (
     evaluate_regression,
     evaluate_sequences,
 )
+from fslearn.evaluation.sequences import SHOT_EQUIVALENTS as SHOT_EQUIVALENTS
+from fslearn.evaluation.sequences import shot_equivalents
 from fslearn.methods import FewShotMethod
 
 __all__ = ["add_parser", "run"]
 
-#: the figures a sequence model's test is summed up by: (k_shot, presentation) equivalents
-SHOT_EQUIVALENTS = ((1, 2), (5, 6))
 #: fewest test episodes for a by-presentation figure beside the paper's
 MIN_SEQUENCE_EPISODES = 1000
 
@@ -93,18 +93,6 @@ def evaluate_sequence_checkpoint(args: argparse.Namespace, record: dict[str, Any
         args.per_class or int(config.get("per_class") or 10), config.get("labels", "one_hot"),
         args.episodes, seed=args.seed, device=device, progress=args.progress)
     return method, result, device
-
-
-def shot_equivalents(result: SequenceResult) -> list[dict[str, Any]]:
-    """The presentations that stand in for the standard k-shot settings, where the episodes
-    are long enough."""
-    rows = []
-    for k_shot, presentation in SHOT_EQUIVALENTS:
-        if presentation <= result.per_class:
-            accuracy, ci95 = result.presentation(presentation)
-            rows.append({"n_way": result.n_way, "k_shot": k_shot, "presentation": presentation,
-                         "accuracy": accuracy, "ci95": ci95})
-    return rows
 
 
 def print_shot_equivalents(rows: list[dict[str, Any]], width: int) -> None:

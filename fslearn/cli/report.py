@@ -28,13 +28,9 @@ from fslearn.cli._args import (
     ordinal,
     torch_device,
 )
-from fslearn.cli.evaluate import (
-    evaluate_sequence_checkpoint,
-    print_shot_equivalents,
-    shot_equivalents,
-)
+from fslearn.cli.evaluate import evaluate_sequence_checkpoint, print_shot_equivalents
 from fslearn.data.sinusoid import SinusoidRegression
-from fslearn.evaluation import SHOT_EQUIVALENT_NOTE, embed_dataset, evaluate, evaluate_regression
+from fslearn.evaluation import SHOT_EQUIVALENT_NOTE, classification, regression, sequences
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
 
 __all__ = ["add_parser", "run"]
@@ -61,9 +57,8 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     method, record = load_checkpoint(args.checkpoint, device)
     k_shot = int(record["config"]["k_shot"])
     paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
-    results = evaluate_regression(method, SinusoidRegression(), k_shot, (1, 5, 10),
-                                  n_query=100, episodes=args.episodes, seed=args.seed)
-    rows = [{**r.to_dict(), "paper_mse": paper.get(r.steps)} for r in results]
+    rows = regression.report_rows(method, SinusoidRegression(), k_shot, paper, args.episodes,
+                                  args.seed)
     return rows, PAPER_RESULTS["citations"]["sinusoid"], describe_hardware(device)
 
 
@@ -77,12 +72,8 @@ def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path
     comparable = result.labels == "one_hot"
     paper = {name: figures.get(result.n_way, {}) if comparable else {}
              for name, figures in table.items()}
-    rows = [{"presentation": k, "accuracy": accuracy, "ci95": ci95,
-             "paper_accuracy": paper.get(method.name, {}).get(k)}
-            for k, (accuracy, ci95) in enumerate(zip(result.by_presentation,
-                                                     result.by_presentation_ci95,
-                                                     strict=True), 1)]
-    equivalents = shot_equivalents(result)
+    rows = sequences.report_rows(result, paper.get(method.name, {}))
+    equivalents = sequences.shot_equivalents(result)
     report = {
         "checkpoint": folder.name,
         "command": shlex.join(["fslearn", *argv]),
@@ -145,21 +136,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
         return 0
     method, dataset, device = load_for_eval(args)
-    paper = PAPER_RESULTS.get(method.name, {})
-    rows: list[dict[str, Any]] = []
-    # a method that sees images only through their embeddings (declared embeds_once) is
-    # scored on embeddings computed once for all four settings
-    embeddings = (embed_dataset(method, dataset, device)  # type: ignore[arg-type]
-                  if method.embeds_once else None)
-    # a model with a head of n_way classes scores n_way-way tasks only
-    head = method.fixed_way
-    for n_way, k_shot in STANDARD_SETTINGS:
-        if head is not None and n_way != head:
-            continue
-        result = evaluate(method, dataset, n_way, k_shot, args.query, args.episodes,
-                          seed=args.seed, device=device, embeddings=embeddings,
-                          progress=args.progress)
-        rows.append({**result.to_dict(), "paper_accuracy": paper.get((n_way, k_shot))})
+    rows = classification.report_rows(
+        method, dataset, STANDARD_SETTINGS, PAPER_RESULTS.get(method.name, {}), args.query,
+        args.episodes, args.seed, device, args.progress)
     report = {
         "checkpoint": folder.name,
         "command": shlex.join(["fslearn", *argv]),

@@ -113,12 +113,11 @@ class FewShotMethod(nn.Module, ABC):
         """The sampler of this method's training batches where they are not N-way K-shot
         episodes, or None (the default): the training loop then draws episodes.
 
-        A method that learns from something else (Siamese networks: same/different pairs or
-        triplets; Baseline and Baseline++: class-balanced labelled mini-batches) overrides it;
-        ``batch`` is ``TrainingConfig.pairs_per_step`` (or ``batch_size`` where that is set:
-        the training loop checks that the sampler is of the kind that field sizes), and batch
-        ``i`` of
-        the sampler must be a pure function of ``(seed, i)``, so that a resumed run sees what an
+        A method that learns from something else (same/different pairs or triplets, or
+        class-balanced labelled mini-batches) overrides it; ``batch`` is
+        ``TrainingConfig.pairs_per_step`` (or ``batch_size`` where that is set: the training loop
+        checks that the sampler is of the kind that field sizes), and batch ``i`` of the sampler
+        must be a pure function of ``(seed, i)``, so that a resumed run sees what an
         uninterrupted one would have seen.
         """
         if batch is not None:
