@@ -45,3 +45,12 @@ def test_a_missing_marker_is_refused() -> None:
     )
     with pytest.raises(SystemExit, match="lacks the markers of mann-benchmark"):
         tool.render(without)
+
+
+def test_a_missing_results_file_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    tool = _tool()
+    monkeypatch.setattr(tool, "BENCHMARKS", tool.ROOT / "benchmarks" / "no-such-folder")
+    with pytest.raises(SystemExit, match=r"maml-cpu\.json is missing: ship the checkpoint"):
+        tool.maml_benchmark_table()

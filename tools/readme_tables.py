@@ -37,10 +37,16 @@ _BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) \(python tools/readme_ta
                     r"(?P<body>.*?)(<!-- end generated -->)", re.DOTALL)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SystemExit(f"tools/readme_tables.py: {path.relative_to(ROOT)} is missing: ship the "
+                         f"checkpoint (bash tools/ship_checkpoint.sh) or run its benchmark first.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _load(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     folder = PRETRAINED / name
-    record = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
-    return record, json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    return _read_json(folder / "checkpoint.json"), _read_json(folder / "results.json")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -134,7 +140,7 @@ def mann_table() -> str:
 
 
 def _benchmark(name: str) -> dict[str, Any]:
-    return json.loads((BENCHMARKS / f"{name}.json").read_text(encoding="utf-8"))
+    return _read_json(BENCHMARKS / f"{name}.json")
 
 
 def maml_benchmark_table() -> str:
