@@ -11,6 +11,7 @@ from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.methods.r2d2 import R2D2
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
 from fslearn.methods.sequence import SequenceMethod
@@ -21,6 +22,7 @@ __all__ = [
     "MAML",
     "MANN",
     "METHODS",
+    "R2D2",
     "Baseline",
     "BaselinePlusPlus",
     "FewShotMethod",
@@ -69,7 +71,7 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
 
 
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, PixelNearestNeighbour,
-                MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, PretrainedBaseline, MANN,
+                R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, PretrainedBaseline, MANN,
                 LSTMBaseline, SiameseNetwork, Baseline, BaselinePlusPlus):
     register(_method)
 del _method
