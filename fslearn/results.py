@@ -41,6 +41,9 @@ PAPER_RESULTS: dict = {
     # No "baseline" / "baselinepp" entries: Chen, Liu, Kira, Wang and Huang (2019) give Omniglot
     # figures only in an appendix whose exact values the course's notes could not confirm (one
     # reproduction reports about 94% on 5-way 1-shot for Baseline), so none are set beside them.
+    # No "r2d2" entry either: Bertinetto, Henriques, Torr and Vedaldi (2019) report Omniglot in
+    # their Table 1, but the course could not read and confirm those figures (the authors' code,
+    # bertinetto/r2d2, has the Omniglot scripts and no table).
     # Finn, Abbeel and Levine (2017), appendix C, Table 2: sinusoid regression, mean squared
     # error after 1 / 5 / 10 gradient steps on K support points. method -> K -> steps -> MSE
     "sinusoid": {
