@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.baseline import Baseline, BaselinePlusPlus
+from fslearn.methods.gnn import GraphNeuralNetwork
 from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline
@@ -27,6 +28,7 @@ __all__ = [
     "BaselinePlusPlus",
     "FewShotMethod",
     "FirstOrderMAML",
+    "GraphNeuralNetwork",
     "InnerLoopMethod",
     "LSTMBaseline",
     "MatchingNetwork",
@@ -70,9 +72,10 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
     return method
 
 
-for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, PixelNearestNeighbour,
-                R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, PretrainedBaseline, MANN,
-                LSTMBaseline, SiameseNetwork, Baseline, BaselinePlusPlus):
+for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
+                PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
+                PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
+                BaselinePlusPlus):
     register(_method)
 del _method
 
