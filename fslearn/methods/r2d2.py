@@ -288,7 +288,7 @@ class R2D2(MetricMethod):
         Option(("--learn-lambda",), "learn lambda as well (default: fixed, as in the authors' "
                "runs)", flag=True),
         Option(("--init-scale",), "initial scale alpha of the regression outputs (the "
-               "authors' Omniglot value)", type=float),
+               "authors' Omniglot value)", type=float, metavar="ALPHA"),
         Option(("--fixed-shots",), "train on --shot support images per class in every "
                "episode (default: as the authors, each episode is re-split into 1 to --shot "
                "support images per class, drawn uniformly, the other images of the --shot + "
