@@ -31,6 +31,8 @@ PAPER_RESULTS: dict = {
     # Sung, Yang, Zhang, Xiang, Torr and Hospedales (2018), Table 1 (+/- 0.2 / 0.1 / 0.2 / 0.1);
     # one model trained per setting, 1,000,000 episodes each
     "relationnet": {(5, 1): 0.996, (5, 5): 0.998, (20, 1): 0.976, (20, 5): 0.991},
+    # Garcia and Bruna (2018), Table 1; one model trained per setting
+    "gnn": {(5, 1): 0.992, (5, 5): 0.997, (20, 1): 0.974, (20, 5): 0.990},
     # Raghu, Raghu, Bengio and Vinyals (2020): Omniglot 20-way only
     "anil": {(20, 1): 0.962, (20, 5): 0.980},
     # Koch, Zemel and Salakhutdinov (2015)'s Siamese network (binary cross-entropy on pairs), as
@@ -41,6 +43,9 @@ PAPER_RESULTS: dict = {
     # No "baseline" / "baselinepp" entries: Chen, Liu, Kira, Wang and Huang (2019) give Omniglot
     # figures only in an appendix whose exact values the course's notes could not confirm (one
     # reproduction reports about 94% on 5-way 1-shot for Baseline), so none are set beside them.
+    # No "r2d2" entry either: Bertinetto, Henriques, Torr and Vedaldi (2019) report Omniglot in
+    # their Table 1, but the course could not read and confirm those figures (the authors' code,
+    # bertinetto/r2d2, has the Omniglot scripts and no table).
     # Finn, Abbeel and Levine (2017), appendix C, Table 2: sinusoid regression, mean squared
     # error after 1 / 5 / 10 gradient steps on K support points. method -> K -> steps -> MSE
     "sinusoid": {
@@ -82,6 +87,8 @@ PAPER_RESULTS: dict = {
         "Image Recognition, ICML Deep Learning Workshop; Omniglot figures under the Vinyals "
         "protocol as tabulated by Vinyals et al. (2016) and Finn et al. (2017), Table 1 (the "
         "paper's own protocol, 20-way one-shot within an alphabet: 92.0%)",
+        "gnn": "Garcia and Bruna (2018), Few-Shot Learning with Graph Neural Networks, ICLR, "
+        "Table 1 (Omniglot; one model per setting)",
         "anil": "Raghu, Raghu, Bengio and Vinyals (2020), Rapid Learning or Feature Reuse? "
         "Towards Understanding the Effectiveness of MAML, ICLR (Omniglot 20-way)",
     },

@@ -19,6 +19,9 @@ Exercises:
 * :func:`check_maml_inner_step`: ``inner_step(params, loss_fn, alpha, first_order)``,
   ``first_order_meta_gradient(params, adapted, query_loss)`` and
   ``reptile_update(theta, phis, epsilon)`` (exercise 5.1).
+* :func:`check_ridge_head`: ``ridge_woodbury(x, y, lam)`` and
+  ``ridge_logits(support_z, support_y, query_z, n_way, lam, scale, bias)`` (exercise 5.2), each
+  checked on its own.
 * :func:`check_lrua`: ``update_usage(usage, read_weights, write_weights, gamma)``,
   ``least_used(usage, n)`` and ``lrua_write_weights(gate, prev_read_weights, prev_least_used)``
   (exercise 6.1), each checked on its own: ``check_lrua(least_used=least_used)``.
@@ -47,6 +50,7 @@ from fslearn.exercises.lrua import check_lrua
 from fslearn.exercises.maml import check_maml_inner_step
 from fslearn.exercises.matching_attention import check_matching_attention
 from fslearn.exercises.prototypes import check_prototypes
+from fslearn.exercises.ridge_head import check_ridge_head
 from fslearn.exercises.siamese_losses import check_siamese_losses
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "check_maml_inner_step",
     "check_matching_attention",
     "check_prototypes",
+    "check_ridge_head",
     "check_siamese_losses",
     "show",
 ]

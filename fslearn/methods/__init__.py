@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.baseline import Baseline, BaselinePlusPlus
+from fslearn.methods.gnn import GraphNeuralNetwork
 from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline
@@ -11,6 +12,7 @@ from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.methods.r2d2 import R2D2
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
 from fslearn.methods.sequence import SequenceMethod
@@ -21,10 +23,12 @@ __all__ = [
     "MAML",
     "MANN",
     "METHODS",
+    "R2D2",
     "Baseline",
     "BaselinePlusPlus",
     "FewShotMethod",
     "FirstOrderMAML",
+    "GraphNeuralNetwork",
     "InnerLoopMethod",
     "LSTMBaseline",
     "MatchingNetwork",
@@ -68,9 +72,10 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
     return method
 
 
-for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, PixelNearestNeighbour,
-                MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, PretrainedBaseline, MANN,
-                LSTMBaseline, SiameseNetwork, Baseline, BaselinePlusPlus):
+for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
+                PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
+                PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
+                BaselinePlusPlus):
     register(_method)
 del _method
 
