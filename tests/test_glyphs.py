@@ -15,7 +15,7 @@ from fslearn.cli import main
 from fslearn.data import glyphs
 from fslearn.data.folder import load_image_folder
 from fslearn.data.glyphs import RECORD_FILE, build_glyphs, find_faces, load_glyphs, render_glyph
-from fslearn.data.scripts import SCRIPTS, find_scripts, script_letters
+from fslearn.data.scripts import OMNIGLOT_SCRIPTS, SCRIPTS, find_scripts, script_letters
 
 #: one family, two scripts: a build takes a few seconds
 SMALL = {"scripts": ["Latin", "Greek"], "families": ["DejaVuSans"], "per_class": 8}
@@ -133,7 +133,7 @@ def test_command_line_builds_and_records_its_command(tmp_path: Path,
     record = json.loads((out / RECORD_FILE).read_text(encoding="utf-8"))
     assert printed.startswith(f"Wrote {record['classes']} classes (1 scripts")
     assert record["command"] == "fslearn " + " ".join(argv)
-    assert set(record["scripts"]) == {"Hebrew"}
+    assert set(record["scripts"]) == {"Hebrew"} and record["excluded_scripts"] == []
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -207,3 +207,22 @@ def test_every_script_block_holds_letters_of_that_script() -> None:
         assert script_letters(script), script.name
     assert len(script_letters(find_scripts(["latin"])[0])) == 75
     assert find_scripts(["canadian-syllabics", "GREEK"]) == [SCRIPTS[1], SCRIPTS[28]]
+
+
+def test_exclude_omniglot_leaves_only_scripts_no_omniglot_alphabet_is_written_in() -> None:
+    names = {script.name for script in find_scripts(None, exclude=["omniglot"])}
+    mapped = {s for scripts in OMNIGLOT_SCRIPTS.values() for s in scripts}
+    assert mapped <= {script.name for script in SCRIPTS}  # no mistyped name
+    assert len(mapped) == 32 and len(names) == len(SCRIPTS) - 32
+    assert not names & {"Latin", "Greek", "Runic", "Tifinagh", "Canadian Syllabics", "Ethiopic"}
+    assert {"Ogham", "Cherokee", "Lao", "Thai", "Coptic"} <= names
+    assert [s.name for s in find_scripts(["Latin", "Ogham"], exclude=["omniglot"])] == ["Ogham"]
+    with pytest.raises(ValueError, match="unknown script 'Elvish' in --exclude"):
+        find_scripts(None, exclude=["Elvish"])
+
+
+def test_excluding_every_script_asked_for_is_one_line(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(["data", "glyphs", "--out", str(tmp_path / "x"), "--scripts", "Latin",
+                  "--exclude", "omniglot"], capsys)
+    assert "--exclude leaves no script" in err

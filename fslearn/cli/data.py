@@ -39,10 +39,14 @@ def add_parser(commands: Any) -> None:
     glyphs.add_argument("--scripts", nargs="+", default=None, metavar="SCRIPT",
                         help="scripts to draw, e.g. Latin Greek canadian-syllabics (default: "
                         "every script some font has; see --list)")
+    glyphs.add_argument("--exclude", nargs="+", default=[], metavar="SCRIPT",
+                        help="scripts to leave out; 'omniglot': every script of an Omniglot "
+                        "alphabet (Latin, Greek, Tifinagh, ...), so that a model trained on "
+                        "Omniglot meets only new letters (default: none)")
     glyphs.add_argument("--fonts", nargs="+", default=None, metavar="FAMILY",
                         help="font families by file name, e.g. DejaVuSans NotoSerif (default: "
                         "all found)")
-    glyphs.add_argument("--font-dir", nargs="+", type=Path, default=[], metavar="DIR",
+    glyphs.add_argument("--font-dir", nargs="+", type=Path, default=None, metavar="DIR",
                         help="more folders of Family-Style.ttf fonts (default: matplotlib's "
                         f"DejaVu and {glyph_data.NOTO_DIR} if installed)")
     glyphs.add_argument("--per-class", type=int, default=20,
@@ -57,10 +61,10 @@ def add_parser(commands: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    faces = find_faces(args.font_dir, args.fonts)
+    faces = find_faces(args.font_dir or (), args.fonts)
     print(f"{len(faces)} font files ({len({face.family for face in faces})} families); "
           f"letters that some font has, of each script's letters:")
-    for script in find_scripts(args.scripts):
+    for script in find_scripts(args.scripts, args.exclude):
         letters = script_letters(script)
         families = sorted({face.family for face in faces
                            if any(ord(char) in face.code_points for char in letters)})
@@ -76,8 +80,8 @@ def _glyphs(args: argparse.Namespace, argv: list[str]) -> int:
         return _list(args)
     if args.out is None:
         raise ValueError("--out DIR is required: the new folder to write the dataset to.")
-    record = build_glyphs(args.out, args.scripts, args.fonts, args.font_dir, args.per_class,
-                          args.seed, command=shlex.join(["fslearn", *argv]),
+    record = build_glyphs(args.out, args.scripts, args.fonts, args.font_dir or (), args.per_class,
+                          args.exclude, args.seed, command=shlex.join(["fslearn", *argv]),
                           progress=args.progress)
     noto = glyph_data.NOTO_DIR
     if not noto.is_dir() and args.scripts is None and not args.font_dir:

@@ -409,6 +409,7 @@ def build_glyphs(
     families: Sequence[str] | None = None,
     font_dirs: Sequence[str | os.PathLike[str]] = (),
     per_class: int = 20,
+    exclude: Sequence[str] = (),
     seed: int = 0,
     command: str | None = None,
     noto_dir: str | os.PathLike[str] | None = None,
@@ -421,6 +422,9 @@ def build_glyphs(
         out: a new or empty folder.
         scripts: names of :data:`~fslearn.data.scripts.SCRIPTS` (default: every script some
             font has).
+        exclude: scripts to leave out; ``"omniglot"``: every script of an Omniglot alphabet
+            (:data:`~fslearn.data.scripts.OMNIGLOT_SCRIPTS`), so that no class is a letter a
+            model trained on Omniglot has seen drawn by hand.
         families, font_dirs, noto_dir: the fonts (see :func:`find_faces`).
         per_class: images of each letter.
         seed: the jitter (and the order of the fonts for each letter).
@@ -435,7 +439,10 @@ def build_glyphs(
         raise ValueError(f"--per-class must be at least 1, got {per_class}")
     _check_out(out)
     faces = find_faces(font_dirs, families, noto_dir)
-    classes, homoglyphs, missing = plan_glyphs(find_scripts(scripts), faces)
+    chosen = find_scripts(scripts, exclude)
+    if not chosen:
+        raise ValueError("--exclude leaves no script of --scripts: keep at least one.")
+    classes, homoglyphs, missing = plan_glyphs(chosen, faces)
     if missing and (scripts is not None or not classes):
         raise DataError(_no_fonts_message(missing, Path(NOTO_DIR if noto_dir is None
                                                         else noto_dir)))
@@ -454,6 +461,8 @@ def build_glyphs(
             instances[glyph.folder] = _write_class(partial / glyph.folder, glyph, faces,
                                                    per_class, seed)
         settings = {"command": command, "seed": seed, "per_class": per_class,
+                    "excluded_scripts": [s.name for s in find_scripts(scripts)
+                                         if s not in chosen],
                     "glyph_size": GLYPH_SIZE, "images_sha256": _images_digest(partial)}
         record = _record(classes, faces, instances, homoglyphs, missing, settings)
         (partial / RECORD_FILE).write_text(json.dumps(record, indent=1, ensure_ascii=False)
