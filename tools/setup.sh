@@ -12,7 +12,7 @@ fi
 # torch==2.13.0 is the CPU build available as a local file on these machines; the package
 # itself only asks for torch>=2.3, so users elsewhere get whatever build suits them.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,book,glyphs,federated]'
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,book,glyphs,federated,interpret]'
 
 # Headless Chromium for the browser test of the built book (Debian's package; CI runs as root).
 if ! command -v chromium >/dev/null; then
