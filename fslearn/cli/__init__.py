@@ -1,4 +1,4 @@
-"""The fslearn command: train, evaluate, report, predict and list checkpoints.
+"""The fslearn command: train, evaluate, report, predict, list checkpoints and build datasets.
 
 examples:
     fslearn train protonet --protocol vinyals --way 60 --shot 1 --query 5 --episodes 20000

@@ -25,7 +25,8 @@ def add_parser(commands: Any) -> None:
     """``fslearn data`` and its subcommands."""
     data = commands.add_parser("data", help="build datasets that need no download",
                                description="Build datasets that need no download.")
-    kinds = data.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    kinds = data.add_subparsers(dest="dataset", required=True, metavar="DATASET",
+                                help="the dataset to build")
     glyphs = kinds.add_parser(
         "glyphs", formatter_class=HelpFormatter,
         help="printed letters of many scripts, drawn from fonts (one class per letter)",
@@ -35,11 +36,11 @@ def add_parser(commands: Any) -> None:
         "bytes. Evaluate a checkpoint on them with `fslearn evaluate CKPT --data DIR` (models "
         "trained on Omniglot invert the images by default, as they should).")
     glyphs.add_argument("--out", type=Path, metavar="DIR",
-                        help="a new or empty folder (required unless --list)")
+                        help="a new or empty folder (no default: required unless --list)")
     glyphs.add_argument("--scripts", nargs="+", default=None, metavar="SCRIPT",
                         help="scripts to draw, e.g. Latin Greek canadian-syllabics (default: "
                         "every script some font has; see --list)")
-    glyphs.add_argument("--exclude", nargs="+", default=[], metavar="SCRIPT",
+    glyphs.add_argument("--exclude", nargs="+", default=None, metavar="SCRIPT",
                         help="scripts to leave out; 'omniglot': every script of an Omniglot "
                         "alphabet (Latin, Greek, Tifinagh, ...), so that a model trained on "
                         "Omniglot meets only new letters (default: none)")
@@ -55,7 +56,7 @@ def add_parser(commands: Any) -> None:
     glyphs.add_argument("--seed", type=int, default=0, help="the jitter and the order of fonts")
     glyphs.add_argument("--list", action="store_true",
                         help="list the scripts, their letters and the fonts that have them, "
-                        "then exit")
+                        "then exit (default: build the dataset)")
     glyphs.add_argument("--progress", action="store_true",
                         help="show a progress bar (default: hidden)")
 
@@ -64,7 +65,7 @@ def _list(args: argparse.Namespace) -> int:
     faces = find_faces(args.font_dir or (), args.fonts)
     print(f"{len(faces)} font files ({len({face.family for face in faces})} families); "
           f"letters that some font has, of each script's letters:")
-    for script in find_scripts(args.scripts, args.exclude):
+    for script in find_scripts(args.scripts, args.exclude or ()):
         letters = script_letters(script)
         families = sorted({face.family for face in faces
                            if any(ord(char) in face.code_points for char in letters)})
@@ -81,7 +82,7 @@ def _glyphs(args: argparse.Namespace, argv: list[str]) -> int:
     if args.out is None:
         raise ValueError("--out DIR is required: the new folder to write the dataset to.")
     record = build_glyphs(args.out, args.scripts, args.fonts, args.font_dir or (), args.per_class,
-                          args.exclude, args.seed, command=shlex.join(["fslearn", *argv]),
+                          args.exclude or (), args.seed, command=shlex.join(["fslearn", *argv]),
                           progress=args.progress)
     noto = glyph_data.NOTO_DIR
     if not noto.is_dir() and args.scripts is None and not args.font_dir:
