@@ -15,8 +15,8 @@ download, for testing few-shot models under a change of domain (handwriting -> p
   preparation (greyscale, Lanczos resize, optional inversion) is then exactly the Omniglot
   loader's: ``load_image_folder(DIR, 28, invert=True)``, or :func:`load_glyphs`, gives 28x28
   images with ink = 255. A checkpoint trained on Omniglot inverts a folder by default, so
-  ``fslearn evaluate CKPT --data DIR`` and ``fslearn predict`` need no ``--invert``; a model
-  trained on a folder of light-on-dark images needs ``--invert``.
+  ``fslearn evaluate CKPT --data DIR`` and ``fslearn predict`` need no ``--invert``; only a
+  model trained without ``--invert`` on a folder of light-on-dark images needs it.
 
 Fonts: matplotlib's bundled DejaVu Sans, Serif and Sans Mono (Latin, Greek, Cyrillic, Armenian,
 Georgian, Hebrew, Arabic, Tifinagh, Canadian Syllabics, N'Ko, Lao, Ogham, Runic...), and every
@@ -387,8 +387,9 @@ def _record(classes: Sequence[GlyphClass], faces: Sequence[FontFace], instances:
                   "load_glyphs(DIR) or load_image_folder(DIR, 28, invert=True) prepares them "
                   "as the Omniglot loader does (ink = 255). Checkpoints trained on Omniglot "
                   "invert folders by default: `fslearn evaluate CKPT --data DIR` and `fslearn "
-                  "predict` need no --invert; a model trained on light-on-dark images needs "
-                  "--invert, one trained on dark-on-light images --no-invert.",
+                  "predict` need no --invert. A checkpoint prepares a folder as its training "
+                  "images were, so only one trained without --invert on light-on-dark images "
+                  "of your own needs --invert.",
         "versions": {"pillow": pillow_version,
                      "freetype": pil_features.version("freetype2"),
                      "unicode": unicodedata.unidata_version},
