@@ -32,6 +32,7 @@ from fslearn.cli.evaluate import evaluate_sequence_checkpoint, print_shot_equiva
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import SHOT_EQUIVALENT_NOTE, classification, regression, sequences
 from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
+from fslearn.training_config import config_from_record
 
 __all__ = ["add_parser", "run"]
 
@@ -55,7 +56,7 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     the checkpoint's K support points, 100 query points per task."""
     device = torch_device(args.device)
     method, record = load_checkpoint(args.checkpoint, device)
-    k_shot = int(record["config"]["k_shot"])
+    k_shot = config_from_record(record["config"]).k_shot
     paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
     rows = regression.report_rows(method, SinusoidRegression(), k_shot, paper, args.episodes,
                                   args.seed)
