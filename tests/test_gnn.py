@@ -77,7 +77,7 @@ def test_the_authors_graph_network_sizes():
     assert sum(p.numel() for p in method.backbone.parameters()) == 148_672
     assert method.fixed_way == 5 and GraphNeuralNetwork(n_way=20).fixed_way == 20
     assert dict(GraphNeuralNetwork.training_defaults) == {"n_way": 5, "k_shot": 1, "n_query": 1,
-                                                          "tasks": 60}
+                                                          "batch_size": 60}
 
 
 def test_paper_figures_are_declared():
@@ -274,7 +274,7 @@ def test_cli_trains_and_reports_its_own_way_only(gnn_run, capsys):
     assert record["method"] == "gnn"
     assert record["hparams"] == {"in_channels": 1, "image_size": 28, "n_way": 5,
                                  "query_label": "uniform"}
-    assert record["config"]["tasks"] == 2
+    assert record["config"]["batch_size"] == 2
     assert main(["report", str(gnn_run), "--split", "val", "--episodes", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [(r["n_way"], r["k_shot"]) for r in report["results"]] == [(5, 1), (5, 5)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.baseline import Baseline, BaselinePlusPlus
 from fslearn.methods.gnn import GraphNeuralNetwork
@@ -17,6 +19,7 @@ from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
 from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
+from fslearn.training_config import TrainingConfig
 
 __all__ = [
     "ANIL",
@@ -58,8 +61,10 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
     needs (see CONTRIBUTING.md and tests/test_new_method.py).
 
     Raises:
-        ValueError: no ``name``, a name another class holds, or options that clash with the
-            registered methods' (:func:`~fslearn.methods.options.declared_options`).
+        ValueError: no ``name``, a name another class holds, options that clash with the
+            registered methods' (:func:`~fslearn.methods.options.declared_options`), or
+            ``training_defaults`` naming no training setting (a misspelt or old field would
+            otherwise be ignored without a word).
     """
     if not method.name:
         raise ValueError(f"{method.__name__} has no name: set the class attribute name, the "
@@ -68,6 +73,12 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
         raise ValueError(f"{method.name!r} is already the name of "
                          f"{METHODS[method.name].__name__}; choose another one.")
     declared_options([*METHODS.values(), method])  # raises on a clash
+    settings = {f.name for f in fields(TrainingConfig)} | {"image_size"}
+    unknown = sorted(set(method.training_defaults) - settings)
+    if unknown:
+        raise ValueError(f"{method.__name__}.training_defaults names {', '.join(unknown)}, "
+                         f"which no run has: use TrainingConfig's fields "
+                         f"({', '.join(sorted(settings))}).")
     METHODS[method.name] = method
     return method
 

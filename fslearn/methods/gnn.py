@@ -275,7 +275,8 @@ class GraphNeuralNetwork(MetricMethod):
     # the authors' 5-way 1-shot setting: 300 graphs per step (60 tasks of 5 queries, one per
     # class); their learning rate schedule (1e-3 halved every 10,000 steps) is given on the
     # command line, which reads only these fields from here
-    training_defaults = MappingProxyType({"n_way": 5, "k_shot": 1, "n_query": 1, "tasks": 60})
+    training_defaults = MappingProxyType({"n_way": 5, "k_shot": 1, "n_query": 1,
+                                          "batch_size": 60})
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, n_way: int = 5,
                  query_label: str = "uniform") -> None:
