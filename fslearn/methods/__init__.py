@@ -15,6 +15,7 @@ from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.r2d2 import R2D2
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
+from fslearn.methods.semi_supervised import SemiSupervisedPrototypes
 from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
 
@@ -38,6 +39,7 @@ __all__ = [
     "PrototypicalNetwork",
     "RelationNetwork",
     "Reptile",
+    "SemiSupervisedPrototypes",
     "SequenceMethod",
     "SiameseNetwork",
     "adapt",
@@ -75,7 +77,7 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
                 PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
                 PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
-                BaselinePlusPlus):
+                BaselinePlusPlus, SemiSupervisedPrototypes):
     register(_method)
 del _method
 
