@@ -73,6 +73,13 @@ PAPER_RESULTS: dict = {
         "cluster": (2.18, 2.71),
         "masked": (2.46, 2.62),
     },
+    # Omniglot, Conv4, no labels in training, 5-way 1-shot / 5-shot (20-way not set beside
+    # ProtoCLR: the figures we could check for it are 5-way): Medina, Devos and Grossglauser
+    # (2020), ProtoTransfer, as tabulated in the ojss/c3lr README; UMTRA (Khodadadeh et al.
+    # 2019) and CACTUs-ProtoNets (Hsu et al. 2019) from the same table, for reference
+    "protoclr": {(5, 1): 0.8800, (5, 5): 0.9648},
+    "unsupervised": {"umtra": {(5, 1): 0.8380, (5, 5): 0.9543},
+                     "cactus_protonets": {(5, 1): 0.6812, (5, 5): 0.8358}},
     "citations": {
         "sequences": "Santoro, Bartunov, Botvinick, Wierstra and Lillicrap (2016), Meta-Learning "
         "with Memory-Augmented Neural Networks, ICML, Table 1 (Omniglot, 5-way, one-hot labels)",
@@ -103,6 +110,12 @@ PAPER_RESULTS: dict = {
         "semi_supervised": "Ren, Triantafillou, Ravi, Snell, Swersky, Tenenbaum, Larochelle "
         "and Zemel (2018), Meta-Learning for Semi-Supervised Few-Shot Classification, ICLR, "
         "OpenReview version, Table 1 (Omniglot 5-way 1-shot error, without / with distractors)",
+        "protoclr": "Medina, Devos and Grossglauser (2020), Self-Supervised Prototypical "
+        "Transfer Learning for Few-Shot Classification (ProtoTransfer), Omniglot, Conv4, no "
+        "labels in training",
+        "unsupervised": "UMTRA: Khodadadeh, Boloni and Shah (2019), NeurIPS; CACTUs-ProtoNets: "
+        "Hsu, Levine and Finn (2019), ICLR; Omniglot 5-way, Conv4, as tabulated with "
+        "ProtoTransfer",
         "anil": "Raghu, Raghu, Bengio and Vinyals (2020), Rapid Learning or Feature Reuse? "
         "Towards Understanding the Effectiveness of MAML, ICLR (Omniglot 20-way)",
     },

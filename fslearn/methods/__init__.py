@@ -11,6 +11,7 @@ from fslearn.methods.mann import MANN, LSTMBaseline
 from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
+from fslearn.methods.protoclr import ProtoCLR
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.r2d2 import R2D2
 from fslearn.methods.relation import RelationNetwork
@@ -36,6 +37,7 @@ __all__ = [
     "MetaSGD",
     "MetricMethod",
     "PretrainedBaseline",
+    "ProtoCLR",
     "PrototypicalNetwork",
     "RelationNetwork",
     "Reptile",
@@ -77,7 +79,7 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
                 PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
                 PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
-                BaselinePlusPlus, SemiSupervisedPrototypes):
+                BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR):
     register(_method)
 del _method
 
