@@ -217,9 +217,13 @@ def test_without_unlabelled_images_the_sampler_draws_the_episodes_it_always_did(
     for index in range(3):
         a, b = plain.indices(index), with_none.indices(index)
         assert b.unlabelled is None and torch.equal(a.support, b.support)
-    # the labelled part of an episode with unlabelled images is drawn from the same classes
-    semi = EpisodeSampler(data, 5, 1, 3, seed=2, unlabelled=2)
-    assert torch.equal(semi.indices(0).classes, plain.indices(0).classes)
+    # a single-task episode with unlabelled images has the same labelled part: the unlabelled
+    # images are drawn after it (so evaluations with and without them face the same tasks)
+    semi = EpisodeSampler(data, 5, 1, 3, seed=2, unlabelled=2, distractors=3)
+    for index in range(3):
+        a, b = plain.indices(index), semi.indices(index)
+        assert torch.equal(a.classes, b.classes) and torch.equal(a.support, b.support)
+        assert torch.equal(a.query, b.query)
 
 
 def test_the_sampler_refuses_impossible_requests():
@@ -277,3 +281,19 @@ def test_the_papers_figures_are_declared():
                                                 "masked": (2.46, 2.62)}
     assert PAPER_RESULTS["citations"]["semi_supervised"].startswith("Ren, Triantafillou")
     assert "semiproto" not in PAPER_RESULTS  # not accuracies on the standard settings
+
+
+def test_evaluation_with_unlabelled_images(omniglot_small):
+    from fslearn.evaluation import evaluate
+
+    torch.manual_seed(0)
+    method = SemiSupervisedPrototypes(refinement="soft")
+    plain = evaluate(method, omniglot_small, 5, 1, 2, episodes=20, seed=1, episodes_per_batch=7)
+    same = evaluate(method, omniglot_small, 5, 1, 2, episodes=20, seed=1, episodes_per_batch=7,
+                    unlabelled=0)
+    semi = evaluate(method, omniglot_small, 5, 1, 2, episodes=20, seed=1, episodes_per_batch=7,
+                    unlabelled=3, distractors=2)
+    assert plain.per_episode == same.per_episode
+    assert semi.episodes == 20 and 0 <= semi.accuracy <= 1
+    # the same labelled episodes, now refined by unlabelled images: some accuracies change
+    assert semi.per_episode != plain.per_episode
