@@ -31,6 +31,8 @@ Exercises:
 * :func:`check_matching_attention`: ``attention(query_z, support_z)`` and
   ``predict(attention, support_y, n_way)`` (exercise 4.2), each checked on its own.
 * :func:`check_cosine_classifier`: ``cosine_logits(z, weight, scale)`` (exercise 3.1).
+* :func:`check_soft_kmeans`: ``soft_kmeans_step(support_z, support_y, unlabelled_z, n_way)``
+  (exercise 7.1).
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
 """
@@ -52,6 +54,7 @@ from fslearn.exercises.matching_attention import check_matching_attention
 from fslearn.exercises.prototypes import check_prototypes
 from fslearn.exercises.ridge_head import check_ridge_head
 from fslearn.exercises.siamese_losses import check_siamese_losses
+from fslearn.exercises.soft_kmeans import check_soft_kmeans
 
 __all__ = [
     "Case",
@@ -68,5 +71,6 @@ __all__ = [
     "check_prototypes",
     "check_ridge_head",
     "check_siamese_losses",
+    "check_soft_kmeans",
     "show",
 ]

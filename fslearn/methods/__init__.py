@@ -13,10 +13,12 @@ from fslearn.methods.mann import MANN, LSTMBaseline
 from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
+from fslearn.methods.protoclr import ProtoCLR
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.methods.r2d2 import R2D2
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
+from fslearn.methods.semi_supervised import SemiSupervisedPrototypes
 from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
 from fslearn.training_config import TrainingConfig
@@ -38,9 +40,11 @@ __all__ = [
     "MetaSGD",
     "MetricMethod",
     "PretrainedBaseline",
+    "ProtoCLR",
     "PrototypicalNetwork",
     "RelationNetwork",
     "Reptile",
+    "SemiSupervisedPrototypes",
     "SequenceMethod",
     "SiameseNetwork",
     "adapt",
@@ -86,7 +90,7 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
                 PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
                 PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
-                BaselinePlusPlus):
+                BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR):
     register(_method)
 del _method
 
