@@ -120,6 +120,11 @@ class World:
         if self.size > 1:
             dist.barrier()
 
+    def close(self) -> None:
+        """Leave the process group (at the end of a command; tests clean up this way too)."""
+        if self.size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
 
 def world() -> World:
     """The world torchrun describes in the environment, joining its process group (gloo on
