@@ -18,6 +18,15 @@ torch.autograd.grad()"; ``backward(create_graph=True)`` through it raises (pytor
 loops use both. So, as learn2learn's and Lightning's meta-learning examples do, the model stays
 unwrapped, its parameters are broadcast from rank 0 once, and the gradients are averaged by
 hand: one all-reduce of one flat buffer per step.
+
+Batch norm over a step's whole batch (a labelled mini-batch, or every task of an episode
+embedded in one pass) would see only a rank's share: such layers become :class:`SyncedBatchNorm`
+on several processes (a method that normalises each task alone declares
+``batch_statistics = "task"`` and is left as it is). Randomness drawn inside a training step
+(dropout masks) comes from each rank's copy of the same generator, so it is drawn as often on
+every rank and a resumed run is exact, but the masks differ from one process's: such a run is
+an equally valid run, not bit for bit the one-process run. Rank 0 alone validates, writes
+checkpoints and shows the progress bar; the others wait at a barrier after each save.
 """
 
 from __future__ import annotations
@@ -68,8 +77,8 @@ class World:
         count = next(iter(tensors.values())).shape[0]
         if count % self.size:
             raise ValueError(f"A training step of {count} tasks/images/sequences cannot be "
-                             f"split over {self.size} processes: make batch_size (--tasks or "
-                             f"--batch-size) a multiple of {self.size}.")
+                             f"split over {self.size} processes: make batch_size (--tasks, "
+                             f"--batch) a multiple of {self.size}.")
         share = count // self.size
         return dataclasses.replace(batch, **{
             name: value[self.rank * share:(self.rank + 1) * share]
