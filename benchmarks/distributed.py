@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from fslearn._system import describe_hardware
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.sequences import SequenceTasks
 from fslearn.distributed import world
@@ -124,7 +125,9 @@ def main() -> None:
               f"{row['steps_per_s_1']:15.2f} {row['steps_per_s_2']:15.2f} "
               f"{row['steps_per_s_2'] / row['steps_per_s_1']:9.2f}")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        record = {"hardware": describe_hardware(torch.device("cpu")), "threads_per_process": 1,
+                  "load_average_1min": os.getloadavg()[0], "steps": args.steps, "rows": rows}
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
