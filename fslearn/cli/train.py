@@ -36,6 +36,7 @@ from fslearn.data.dataset import FewShotDataset
 from fslearn.data.omniglot import PROTOCOLS, load_omniglot
 from fslearn.data.sequences import LABEL_KINDS, SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
+from fslearn.distributed import world
 from fslearn.methods import METHODS, FewShotMethod, build_method
 from fslearn.methods.options import Family, Option, option_default
 from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
@@ -442,7 +443,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                if isinstance(train_data, FewShotDataset | SequenceTasks) else "generated tasks")
     record = {"command": shlex.join(["fslearn", *argv]), "data": data_record,
               "hardware": describe_hardware(device)}
-    print(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
+    ranks = world()  # several processes under torchrun: rank 0 alone speaks
+    if ranks.size > 1:
+        record["processes"] = ranks.size
+    say = print if ranks.is_main else _silent
+    say(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
           f"{config.episodes} "
           f"{'steps' if steps else 'episodes'}, into {out}",
           file=sys.stderr)
@@ -450,12 +455,17 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         result = train(method, train_data, config, out, val_data, resume=not args.no_resume,
                        device=device, progress=not args.no_progress, record=record)
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last saved state "
+        say(f"\nInterrupted. Run the same command again to resume from the last saved state "
               f"in {out / 'last'} (saved every {config.checkpoint_every} episodes).",
               file=sys.stderr)
         return 130
     best = (f", best validation accuracy {100 * result.best_val_accuracy:.2f}%"
             if result.best_val_accuracy is not None else "")
-    print(f"Done: {result.episodes} episodes in {result.training_seconds:.0f} s{best}. "
-          f"Best checkpoint: {result.best}")
+    say(f"Done: {result.episodes} episodes in {result.training_seconds:.0f} s{best}. "
+        f"Best checkpoint: {result.best}")
+    ranks.close()
     return 0
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """What ranks other than 0 print."""

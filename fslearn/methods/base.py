@@ -66,6 +66,10 @@ class FewShotMethod(nn.Module, ABC):
     #: :class:`MetricMethod` contract, which sets it True): evaluation, ``fslearn report`` and
     #: prediction then embed every image once and build all episodes from the embeddings
     embeds_once: ClassVar[bool] = False
+    #: what its batch norm layers normalise over in training: ``"batch"`` (a step's whole
+    #: batch, e.g. every task's images embedded in one pass: a run on several processes
+    #: synchronises their statistics) or ``"task"`` (each task's own images, left alone)
+    batch_statistics: ClassVar[str] = "batch"
 
     def __init__(self) -> None:
         super().__init__()
