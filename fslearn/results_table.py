@@ -90,13 +90,17 @@ def episodes_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     Sequences: ``correct: [episodes][per_class]`` right answers on each presentation, out of
     ``queries = n_way`` (each class is presented once per presentation number).
     """
-    entry = {key: value for key, value in row.items()
-             if key not in ("per_episode", "ci95", "paper_accuracy", "by_presentation",
-                            "by_presentation_ci95")}
+    entry = {
+        key: value
+        for key, value in row.items()
+        if key
+        not in ("per_episode", "ci95", "paper_accuracy", "by_presentation", "by_presentation_ci95")
+    }
     if "per_class" in row:
         queries = int(row["n_way"])
-        correct: list[Any] = [[round(a * queries) for a in episode]
-                              for episode in row["per_episode"]]
+        correct: list[Any] = [
+            [round(a * queries) for a in episode] for episode in row["per_episode"]
+        ]
     else:
         queries = int(row["n_way"]) * int(row["n_query"])
         correct = [round(a * queries) for a in row["per_episode"]]
@@ -108,8 +112,9 @@ def read_episodes(folder: str | Path) -> dict[str, Any] | None:
     return _read_json(Path(folder) / EPISODES_FILE)
 
 
-def episode_accuracies(episodes: Mapping[str, Any], n_way: int, k_shot: int
-                       ) -> tuple[Tensor, dict[str, Any]] | None:
+def episode_accuracies(
+    episodes: Mapping[str, Any], n_way: int, k_shot: int
+) -> tuple[Tensor, dict[str, Any]] | None:
     """``([episodes] accuracy of each test episode, the setting's entry)`` of the
     ``n_way``-way ``k_shot``-shot setting of an ``episodes.json``; None where it has none."""
     for entry in episodes.get("settings", []):
@@ -119,8 +124,9 @@ def episode_accuracies(episodes: Mapping[str, Any], n_way: int, k_shot: int
     return None
 
 
-def paired_difference(a: Sequence[float] | Tensor, b: Sequence[float] | Tensor
-                      ) -> tuple[float, float]:
+def paired_difference(
+    a: Sequence[float] | Tensor, b: Sequence[float] | Tensor
+) -> tuple[float, float]:
     """``(mean of a - b, half-width of its 95% CI)`` for two methods' accuracies on the *same*
     test episodes (``a[i]`` and ``b[i]`` from episode ``i``).
 
@@ -135,46 +141,75 @@ def paired_difference(a: Sequence[float] | Tensor, b: Sequence[float] | Tensor
     a = torch.as_tensor(a, dtype=torch.float64).flatten()
     b = torch.as_tensor(b, dtype=torch.float64).flatten()
     if a.shape != b.shape:
-        raise ValueError(f"a paired comparison needs one accuracy per episode from each method "
-                         f"on the same episodes, got {a.numel()} and {b.numel()}")
+        raise ValueError(
+            f"a paired comparison needs one accuracy per episode from each method "
+            f"on the same episodes, got {a.numel()} and {b.numel()}"
+        )
     differences = a - b
     return float(differences.mean()), confidence_interval95(differences)
 
 
-def _episode_rows(results: Mapping[str, Any], times: Mapping[tuple[int, int], float]
-                  ) -> list[dict[str, Any]]:
+def _episode_rows(
+    results: Mapping[str, Any], times: Mapping[tuple[int, int], float]
+) -> list[dict[str, Any]]:
     """Classification rows: figure, CI, paper figure (only on the papers' test set) and gap."""
     rows = []
     for row in results.get("results", []):
         setting = (row["n_way"], row["k_shot"])
         paper = row.get("paper_accuracy") if row.get("dataset") == PAPER_DATASET else None
-        rows.append({"n_way": row["n_way"], "k_shot": row["k_shot"], "accuracy": row["accuracy"],
-                     "ci95": row["ci95"], "episodes": row["episodes"], "n_query": row["n_query"],
-                     "seed": row["seed"], "dataset": row["dataset"], "paper_accuracy": paper,
-                     "gap": _gap(row["accuracy"], paper),
-                     "seconds_per_episode": times.get(setting)})
+        rows.append(
+            {
+                "n_way": row["n_way"],
+                "k_shot": row["k_shot"],
+                "accuracy": row["accuracy"],
+                "ci95": row["ci95"],
+                "episodes": row["episodes"],
+                "n_query": row["n_query"],
+                "seed": row["seed"],
+                "dataset": row["dataset"],
+                "paper_accuracy": paper,
+                "gap": _gap(row["accuracy"], paper),
+                "seconds_per_episode": times.get(setting),
+            }
+        )
     return rows
 
 
 def _sequence_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"presentation": row["presentation"], "accuracy": row["accuracy"],
-             "ci95": row["ci95"], "paper_accuracy": row.get("paper_accuracy"),
-             "gap": _gap(row["accuracy"], row.get("paper_accuracy"))}
-            for row in results.get("results", [])]
+    return [
+        {
+            "presentation": row["presentation"],
+            "accuracy": row["accuracy"],
+            "ci95": row["ci95"],
+            "paper_accuracy": row.get("paper_accuracy"),
+            "gap": _gap(row["accuracy"], row.get("paper_accuracy")),
+        }
+        for row in results.get("results", [])
+    ]
 
 
 def _regression_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"k_shot": row["k_shot"], "steps": row["steps"], "mse": row["mse"],
-             "ci95": row["ci95"], "episodes": row["episodes"], "paper_mse": row.get("paper_mse"),
-             "gap": _gap(row["mse"], row.get("paper_mse"))}
-            for row in results.get("results", [])]
+    return [
+        {
+            "k_shot": row["k_shot"],
+            "steps": row["steps"],
+            "mse": row["mse"],
+            "ci95": row["ci95"],
+            "episodes": row["episodes"],
+            "paper_mse": row.get("paper_mse"),
+            "gap": _gap(row["mse"], row.get("paper_mse")),
+        }
+        for row in results.get("results", [])
+    ]
 
 
 def _test_times(episodes: Mapping[str, Any] | None) -> dict[tuple[int, int], float]:
     """``(n_way, k_shot) -> seconds`` of a classification checkpoint's episodes.json."""
-    return {(e["n_way"], e["k_shot"]): e["seconds_per_episode"]
-            for e in (episodes or {}).get("settings", [])
-            if "k_shot" in e and e.get("seconds_per_episode") is not None}
+    return {
+        (e["n_way"], e["k_shot"]): e["seconds_per_episode"]
+        for e in (episodes or {}).get("settings", [])
+        if "k_shot" in e and e.get("seconds_per_episode") is not None
+    }
 
 
 def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
@@ -197,22 +232,33 @@ def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
     data = record.get("data", {})
     kind = _kind(record)
     protocol = data.get("protocol")
-    rows = {"episodes": lambda: _episode_rows(results, _test_times(episodes)),
-            "sequences": lambda: _sequence_rows(results),
-            "regression": lambda: _regression_rows(results)}[kind]()
+    rows = {
+        "episodes": lambda: _episode_rows(results, _test_times(episodes)),
+        "sequences": lambda: _sequence_rows(results),
+        "regression": lambda: _regression_rows(results),
+    }[kind]()
     summary: dict[str, Any] = {
-        "name": folder.name, "method": record.get("method"), "kind": kind,
-        "dataset": data.get("dataset"), "protocol": protocol,
+        "name": folder.name,
+        "method": record.get("method"),
+        "kind": kind,
+        "dataset": data.get("dataset"),
+        "protocol": protocol,
         "train_split": data.get("train_split"),
-        "seen_evaluation_alphabets": (None if data.get("dataset") != "omniglot"
-                                      else protocol == "vinyals"),
-        "command": record.get("command"), "hardware": record.get("hardware"),
-        "training_seconds": record.get("training_seconds"), "core_hours": core_hours(record),
-        "steps": record.get("episode"), "parameters": _parameters(record),
-        "paper": results.get("paper"), "results": rows,
+        "seen_evaluation_alphabets": (
+            None if data.get("dataset") != "omniglot" else protocol == "vinyals"
+        ),
+        "command": record.get("command"),
+        "hardware": record.get("hardware"),
+        "training_seconds": record.get("training_seconds"),
+        "core_hours": core_hours(record),
+        "steps": record.get("episode"),
+        "parameters": _parameters(record),
+        "paper": results.get("paper"),
+        "results": rows,
         "has_episodes": episodes is not None,
-        "test_time": None if episodes is None else {
-            "hardware": episodes.get("hardware"), "how": episodes.get("timing")},
+        "test_time": None
+        if episodes is None
+        else {"hardware": episodes.get("hardware"), "how": episodes.get("timing")},
     }
     if kind == "sequences":
         summary["shot_equivalents"] = results.get("shot_equivalents", [])
@@ -247,57 +293,112 @@ def _cost(row: Mapping[str, Any]) -> list[str]:
 def _trained_on(row: Mapping[str, Any]) -> str:
     if row["dataset"] != "omniglot":
         return str(row["dataset"])
-    return f"{row['protocol']} {row['train_split']}" + ("*" if row["seen_evaluation_alphabets"]
-                                                        else "")
+    return f"{row['protocol']} {row['train_split']}" + (
+        "*" if row["seen_evaluation_alphabets"] else ""
+    )
 
 
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
-    return ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
-                      for i, (cell, width) in enumerate(zip(line, widths, strict=True))).rstrip()
-            for line in [header, *lines]]
+    return [
+        "  ".join(
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in [header, *lines]
+    ]
 
 
-def _classification_block(rows: list[Mapping[str, Any]],
-                          settings: Sequence[tuple[int, int]]) -> list[str]:
-    header = ["checkpoint", "trained on", *[f"{n}-way {k}-shot" for n, k in settings],
-              "core-h", "params", "test/episode"]
+def _classification_block(
+    rows: list[Mapping[str, Any]], settings: Sequence[tuple[int, int]]
+) -> list[str]:
+    header = [
+        "checkpoint",
+        "trained on",
+        *[f"{n}-way {k}-shot" for n, k in settings],
+        "core-h",
+        "params",
+        "test/episode",
+    ]
     lines = []
     for row in rows:
         by_setting = {(r["n_way"], r["k_shot"]): r for r in row["results"]}
         first = next(iter(row["results"]), {})
-        ours = [_percent(by_setting[s]["accuracy"], by_setting[s]["ci95"]) if s in by_setting
-                else "-" for s in settings]
-        lines.append([row["name"], _trained_on(row), *ours, *_cost(row),
-                      _seconds(first.get("seconds_per_episode"))])
+        ours = [
+            _percent(by_setting[s]["accuracy"], by_setting[s]["ci95"]) if s in by_setting else "-"
+            for s in settings
+        ]
+        lines.append(
+            [
+                row["name"],
+                _trained_on(row),
+                *ours,
+                *_cost(row),
+                _seconds(first.get("seconds_per_episode")),
+            ]
+        )
         if any(by_setting.get(s, {}).get("paper_accuracy") is not None for s in settings):
             papers = []
             for s in settings:
                 paper = by_setting.get(s, {}).get("paper_accuracy")
-                papers.append("-" if paper is None else
-                              f"{100 * paper:.1f} ({100 * by_setting[s]['gap']:+.2f})")
+                papers.append(
+                    "-"
+                    if paper is None
+                    else f"{100 * paper:.1f} ({100 * by_setting[s]['gap']:+.2f})"
+                )
             lines.append(["  paper (gap)", "", *papers, "", "", ""])
     return _table(header, lines)
 
 
 def _sequence_block(rows: list[Mapping[str, Any]]) -> list[str]:
     # the presentations of the paper's table and those that stand in for k-shot settings
-    presentations = sorted({r["presentation"] for row in rows for r in row["results"]
-                            if r["paper_accuracy"] is not None}
-                           | {e["presentation"] for row in rows
-                              for e in row.get("shot_equivalents", [])})
-    header = ["checkpoint", "trained on", *[f"{k}." for k in presentations], "core-h", "params",
-              "test/episode"]
+    presentations = sorted(
+        {
+            r["presentation"]
+            for row in rows
+            for r in row["results"]
+            if r["paper_accuracy"] is not None
+        }
+        | {e["presentation"] for row in rows for e in row.get("shot_equivalents", [])}
+    )
+    header = [
+        "checkpoint",
+        "trained on",
+        *[f"{k}." for k in presentations],
+        "core-h",
+        "params",
+        "test/episode",
+    ]
     lines = []
     for row in rows:
         by_k = {r["presentation"]: r for r in row["results"]}
-        lines.append([row["name"], _trained_on(row),
-                      *[_percent(by_k[k]["accuracy"], by_k[k]["ci95"]) if k in by_k else "-"
-                        for k in presentations], *_cost(row),
-                      _seconds(row.get("seconds_per_episode"))])
-        lines.append(["  paper", "", *["-" if by_k.get(k, {}).get("paper_accuracy") is None
-                                       else f"{100 * by_k[k]['paper_accuracy']:.1f}"
-                                       for k in presentations], "", "", ""])
+        lines.append(
+            [
+                row["name"],
+                _trained_on(row),
+                *[
+                    _percent(by_k[k]["accuracy"], by_k[k]["ci95"]) if k in by_k else "-"
+                    for k in presentations
+                ],
+                *_cost(row),
+                _seconds(row.get("seconds_per_episode")),
+            ]
+        )
+        lines.append(
+            [
+                "  paper",
+                "",
+                *[
+                    "-"
+                    if by_k.get(k, {}).get("paper_accuracy") is None
+                    else f"{100 * by_k[k]['paper_accuracy']:.1f}"
+                    for k in presentations
+                ],
+                "",
+                "",
+                "",
+            ]
+        )
     return _table(header, lines)
 
 
@@ -306,49 +407,89 @@ def _equivalents(rows: list[Mapping[str, Any]]) -> list[str]:
     lines = []
     for row in rows:
         for e in row.get("shot_equivalents", []):
-            lines.append(f"  {row['name']} as {e['n_way']}-way {e['k_shot']}-shot "
-                         f"({e['presentation']}. presentation, another protocol): "
-                         f"{_percent(e['accuracy'], e['ci95'])}")
+            lines.append(
+                f"  {row['name']} as {e['n_way']}-way {e['k_shot']}-shot "
+                f"({e['presentation']}. presentation, another protocol): "
+                f"{_percent(e['accuracy'], e['ci95'])}"
+            )
     return lines
 
 
 def _regression_block(rows: list[Mapping[str, Any]]) -> list[str]:
     steps = sorted({r["steps"] for row in rows for r in row["results"]})
-    header = ["checkpoint", "trained on", *[f"MSE {s} step{'s' * (s != 1)}" for s in steps],
-              "core-h", "params"]
+    header = [
+        "checkpoint",
+        "trained on",
+        *[f"MSE {s} step{'s' * (s != 1)}" for s in steps],
+        "core-h",
+        "params",
+    ]
     lines = []
     for row in rows:
         by_steps = {r["steps"]: r for r in row["results"]}
-        lines.append([row["name"], _trained_on(row),
-                      *[f"{by_steps[s]['mse']:.3f} ± {by_steps[s]['ci95']:.3f}"
-                        if s in by_steps else "-" for s in steps], *_cost(row)])
-        lines.append(["  paper", "", *["-" if by_steps.get(s, {}).get("paper_mse") is None
-                                       else f"{by_steps[s]['paper_mse']:.2f}" for s in steps],
-                      "", ""])
+        lines.append(
+            [
+                row["name"],
+                _trained_on(row),
+                *[
+                    f"{by_steps[s]['mse']:.3f} ± {by_steps[s]['ci95']:.3f}"
+                    if s in by_steps
+                    else "-"
+                    for s in steps
+                ],
+                *_cost(row),
+            ]
+        )
+        lines.append(
+            [
+                "  paper",
+                "",
+                *[
+                    "-"
+                    if by_steps.get(s, {}).get("paper_mse") is None
+                    else f"{by_steps[s]['paper_mse']:.2f}"
+                    for s in steps
+                ],
+                "",
+                "",
+            ]
+        )
     return _table(header, lines)
 
 
-def format_results(rows: Sequence[Mapping[str, Any]],
-                   settings: Sequence[tuple[int, int]] = ((5, 1), (5, 5), (20, 1), (20, 5))
-                   ) -> str:
+def format_results(
+    rows: Sequence[Mapping[str, Any]],
+    settings: Sequence[tuple[int, int]] = ((5, 1), (5, 5), (20, 1), (20, 5)),
+) -> str:
     """:func:`results_table`'s rows as text: one block per kind of test, and what the columns
     mean."""
     blocks = []
     for kind, title, draw in (
-            ("episodes", "N-way K-shot test accuracy (%, ± 95% CI over the test episodes)",
-             lambda chosen: _classification_block(chosen, settings)),
-            ("sequences", "Sequence episodes: accuracy (%) on the k-th presentation of a class",
-             _sequence_block),
-            ("regression", "Sinusoid regression: mean squared error after inner steps",
-             _regression_block)):
+        (
+            "episodes",
+            "N-way K-shot test accuracy (%, ± 95% CI over the test episodes)",
+            lambda chosen: _classification_block(chosen, settings),
+        ),
+        (
+            "sequences",
+            "Sequence episodes: accuracy (%) on the k-th presentation of a class",
+            _sequence_block,
+        ),
+        (
+            "regression",
+            "Sinusoid regression: mean squared error after inner steps",
+            _regression_block,
+        ),
+    ):
         chosen = [row for row in rows if row["kind"] == kind]
         if chosen:
             blocks.append("\n".join([title, *draw(chosen), *_equivalents(chosen)]))
     if not blocks:
         return "No checkpoints."
     timed = {row["test_time"]["hardware"] for row in rows if row.get("test_time")}
-    untimed = [row["name"] for row in rows if row["kind"] != "regression"
-               and not row["has_episodes"]]
+    untimed = [
+        row["name"] for row in rows if row["kind"] != "regression" and not row["has_episodes"]
+    ]
     notes = [
         "* trained on the Vinyals splits, which hold characters of 8 of the 20 evaluation "
         "alphabets (Lake's one-shot challenge is drawn from all 20).",
@@ -358,9 +499,12 @@ def format_results(rows: Sequence[Mapping[str, Any]],
         "params: learned parameters of the model the checkpoint rebuilds.",
         "test/episode: median time to score one episode from its images (the first setting "
         "shown; every setting in --json), from episodes.json"
-        + (f", measured on {', '.join(sorted(timed))}" if timed else "") + ".",
+        + (f", measured on {', '.join(sorted(timed))}" if timed else "")
+        + ".",
     ]
     if untimed:
-        notes.append(f"no episodes.json (no test time, no paired comparisons) for: "
-                     f"{', '.join(untimed)}; make it with fslearn report NAME --write-episodes.")
+        notes.append(
+            f"no episodes.json (no test time, no paired comparisons) for: "
+            f"{', '.join(untimed)}; make it with fslearn report NAME --write-episodes."
+        )
     return "\n\n".join(blocks) + "\n\n" + "\n".join(notes)

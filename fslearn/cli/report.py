@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -142,6 +143,8 @@ def _write_episodes(folder: Path, argv: Sequence[str], device: torch.device,
         "command": shlex.join(["fslearn", *argv]),
         "hardware": describe_hardware(device),
         "timing": TIMING_NOTE.format(repeats=TIMING_REPEATS),
+        # how busy the machine was: on a shared machine the times are upper bounds
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "settings": settings,
     }, indent=None)
     print(f"Wrote {folder / EPISODES_FILE}", file=sys.stderr)

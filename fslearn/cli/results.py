@@ -16,12 +16,14 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands: Any) -> None:
     """``fslearn results`` and its options."""
-    rs = command(commands, "results",
-                 "every shipped checkpoint in one table: test figures with their 95%% CIs beside "
-                 "the paper's, training core-hours, parameters and test time per episode, read "
-                 "from the shipped files")
-    rs.add_argument("--json", action="store_true",
-                    help="print one JSON object (default: tables)")
+    rs = command(
+        commands,
+        "results",
+        "every shipped checkpoint in one table: test figures with their 95%% CIs beside "
+        "the paper's, training core-hours, parameters and test time per episode, read "
+        "from the shipped files",
+    )
+    rs.add_argument("--json", action="store_true", help="print one JSON object (default: tables)")
 
 
 def run(args: argparse.Namespace) -> int:

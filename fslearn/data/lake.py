@@ -65,8 +65,9 @@ __all__ = [
 #: the file name of the runs, as in the dataset's home repository
 LAKE_RUNS_FILE = "all_runs.zip"
 #: where the official file lives (this module never downloads it: the message says where to get it)
-LAKE_RUNS_URL = ("https://github.com/brendenlake/omniglot/raw/master/python/"
-                 "one-shot-classification/all_runs.zip")
+LAKE_RUNS_URL = (
+    "https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/all_runs.zip"
+)
 #: SHA-256 of the official all_runs.zip (as listed by the SHA256SUMS of the course's offline copy)
 LAKE_RUNS_SHA256 = "437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325"
 #: runs, and characters (ways) per run
@@ -97,14 +98,22 @@ class LakeRun:
         ``query_y`` is ``0..19``. ``support_x: [1, 20, 1, H, W]`` floats in ``[0, 1]``."""
         order = torch.argsort(self.answers)
         labels = torch.arange(len(self.answers)).unsqueeze(0)
-        return Episode(support_x=to_float(self.support).unsqueeze(0), support_y=labels,
-                       query_x=to_float(self.query[order]).unsqueeze(0), query_y=labels.clone(),
-                       classes=labels.clone(), n_way=len(self.answers))
+        return Episode(
+            support_x=to_float(self.support).unsqueeze(0),
+            support_y=labels,
+            query_x=to_float(self.query[order]).unsqueeze(0),
+            query_y=labels.clone(),
+            classes=labels.clone(),
+            n_way=len(self.answers),
+        )
 
 
 def _candidates(root: Path) -> list[Path]:
-    return [root / LAKE_RUNS_FILE, root / _FOLDER / LAKE_RUNS_FILE,
-            root.parent / _FOLDER / LAKE_RUNS_FILE]
+    return [
+        root / LAKE_RUNS_FILE,
+        root / _FOLDER / LAKE_RUNS_FILE,
+        root.parent / _FOLDER / LAKE_RUNS_FILE,
+    ]
 
 
 def find_lake_runs(root: str | os.PathLike[str] | None = None) -> Path:
@@ -131,17 +140,22 @@ def _check_checksum(path: Path) -> None:
     try:
         digest = file_digests(path, {"sha256"})["sha256"]
     except OSError as error:
-        raise DataError(f"{path} cannot be read ({one_line(error)}): check its permissions, or "
-                        f"point --runs at a readable copy.") from error
+        raise DataError(
+            f"{path} cannot be read ({one_line(error)}): check its permissions, or "
+            f"point --runs at a readable copy."
+        ) from error
     listed = _sha256_listing(path).get(path.name)
     if digest == LAKE_RUNS_SHA256 or (listed is not None and listed[0] == digest):
         return
     fix = f"replace it with an intact copy of {LAKE_RUNS_URL}"
     if listed is not None:
-        raise DataError(f"{path} is damaged: its SHA-256 is {digest}, but {listed[1]} lists "
-                        f"{listed[0]}; {fix}.")
-    raise DataError(f"{path} is not the official {LAKE_RUNS_FILE} (it may be truncated, damaged "
-                    f"or another file): its SHA-256 is {digest}, not {LAKE_RUNS_SHA256}; {fix}.")
+        raise DataError(
+            f"{path} is damaged: its SHA-256 is {digest}, but {listed[1]} lists {listed[0]}; {fix}."
+        )
+    raise DataError(
+        f"{path} is not the official {LAKE_RUNS_FILE} (it may be truncated, damaged "
+        f"or another file): its SHA-256 is {digest}, not {LAKE_RUNS_SHA256}; {fix}."
+    )
 
 
 def _read_answers(archive: zipfile.ZipFile, path: Path, run: str) -> list[tuple[str, str]]:
@@ -153,16 +167,20 @@ def _read_answers(archive: zipfile.ZipFile, path: Path, run: str) -> list[tuple[
     for line in filter(None, (line.strip() for line in text.splitlines())):
         found = _LABEL_LINE.fullmatch(line)
         if found is None or found.group(1) != run or found.group(3) != run:
-            raise DataError(f"{path}: {member} has a line that is not 'runNN/test/itemMM.png "
-                            f"runNN/training/classKK.png' of {run}: {line!r}; replace the file "
-                            f"with an intact copy of {LAKE_RUNS_URL}.")
+            raise DataError(
+                f"{path}: {member} has a line that is not 'runNN/test/itemMM.png "
+                f"runNN/training/classKK.png' of {run}: {line!r}; replace the file "
+                f"with an intact copy of {LAKE_RUNS_URL}."
+            )
         pairs.append((found.group(2), found.group(4)))
     items, classes = {item for item, _ in pairs}, {cls for _, cls in pairs}
     if len(pairs) != _WAYS or len(items) != _WAYS or len(classes) != _WAYS:
-        raise DataError(f"{path}: {member} pairs {len(items)} test items with {len(classes)} "
-                        f"classes in {len(pairs)} lines, but a run pairs each of {_WAYS} items "
-                        f"with a different one of {_WAYS} classes; replace the file with an "
-                        f"intact copy of {LAKE_RUNS_URL}.")
+        raise DataError(
+            f"{path}: {member} pairs {len(items)} test items with {len(classes)} "
+            f"classes in {len(pairs)} lines, but a run pairs each of {_WAYS} items "
+            f"with a different one of {_WAYS} classes; replace the file with an "
+            f"intact copy of {LAKE_RUNS_URL}."
+        )
     return pairs
 
 
@@ -171,11 +189,15 @@ def _image(archive: zipfile.ZipFile, path: Path, member: str, image_size: int) -
         with Image.open(BytesIO(archive.read(member))) as image:
             return omniglot_pixels(image, image_size)
     except KeyError as error:
-        raise DataError(f"{path} has no {member}: the archive is incomplete; replace it with an "
-                        f"intact copy of {LAKE_RUNS_URL}.") from error
+        raise DataError(
+            f"{path} has no {member}: the archive is incomplete; replace it with an "
+            f"intact copy of {LAKE_RUNS_URL}."
+        ) from error
     except _DECODE_ERRORS as error:
-        raise DataError(f"{path}: {member} could not be decoded as an image ({one_line(error)}); "
-                        f"replace the file with an intact copy of {LAKE_RUNS_URL}.") from error
+        raise DataError(
+            f"{path}: {member} could not be decoded as an image ({one_line(error)}); "
+            f"replace the file with an intact copy of {LAKE_RUNS_URL}."
+        ) from error
 
 
 def _read_run(archive: zipfile.ZipFile, path: Path, run: str, image_size: int) -> LakeRun:
@@ -196,9 +218,11 @@ def _read_run(archive: zipfile.ZipFile, path: Path, run: str, image_size: int) -
     )
 
 
-def load_lake_runs(root: str | os.PathLike[str] | None = None,
-                   path: str | os.PathLike[str] | None = None,
-                   image_size: int = 28) -> list[LakeRun]:
+def load_lake_runs(
+    root: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    image_size: int = 28,
+) -> list[LakeRun]:
     """The 20 runs of the challenge, their images prepared as Omniglot's at ``image_size``.
 
     Args:
@@ -213,19 +237,26 @@ def load_lake_runs(root: str | os.PathLike[str] | None = None,
     """
     zip_path = Path(path).expanduser() if path is not None else find_lake_runs(root)
     if not zip_path.is_file():
-        raise DataNotFoundError(f"{zip_path} does not exist: pass the path of {LAKE_RUNS_FILE} "
-                                f"(from {LAKE_RUNS_URL}).")
+        raise DataNotFoundError(
+            f"{zip_path} does not exist: pass the path of {LAKE_RUNS_FILE} (from {LAKE_RUNS_URL})."
+        )
     _check_checksum(zip_path)
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            return [_read_run(archive, zip_path, f"run{index:02d}", image_size)
-                    for index in range(1, LAKE_RUNS + 1)]
+            return [
+                _read_run(archive, zip_path, f"run{index:02d}", image_size)
+                for index in range(1, LAKE_RUNS + 1)
+            ]
     except KeyError as error:
-        raise DataError(f"{zip_path} lacks {one_line(error)}: the archive is incomplete; replace "
-                        f"it with an intact copy of {LAKE_RUNS_URL}.") from error
+        raise DataError(
+            f"{zip_path} lacks {one_line(error)}: the archive is incomplete; replace "
+            f"it with an intact copy of {LAKE_RUNS_URL}."
+        ) from error
     except _READ_ERRORS as error:
-        raise DataError(f"{zip_path} could not be read ({one_line(error)}): it is truncated or "
-                        f"damaged; replace it with an intact copy of {LAKE_RUNS_URL}.") from error
+        raise DataError(
+            f"{zip_path} could not be read ({one_line(error)}): it is truncated or "
+            f"damaged; replace it with an intact copy of {LAKE_RUNS_URL}."
+        ) from error
 
 
 def run_characters(runs: Sequence[LakeRun], characters: OmniglotCharacters) -> list[list[str]]:
@@ -241,22 +272,29 @@ def run_characters(runs: Sequence[LakeRun], characters: OmniglotCharacters) -> l
             size, or one of them is not Omniglot's.
     """
     if characters.images.shape[-1] != runs[0].support.shape[-1]:
-        raise ValueError(f"the runs are {runs[0].support.shape[-1]} pixels wide but the "
-                         f"characters {characters.images.shape[-1]}: load both at one size.")
-    owner = {image.numpy().tobytes(): int(c)
-             for image, c in zip(characters.images, characters.character, strict=True)}
+        raise ValueError(
+            f"the runs are {runs[0].support.shape[-1]} pixels wide but the "
+            f"characters {characters.images.shape[-1]}: load both at one size."
+        )
+    owner = {
+        image.numpy().tobytes(): int(c)
+        for image, c in zip(characters.images, characters.character, strict=True)
+    }
     names = []
     for run in runs:
         found = [owner.get(image.numpy().tobytes()) for image in run.support]
         if None in found:
-            raise ValueError(f"{run.name}: class{found.index(None) + 1:02d}.png is no Omniglot "
-                             f"drawing at this size; are these the official runs?")
+            raise ValueError(
+                f"{run.name}: class{found.index(None) + 1:02d}.png is no Omniglot "
+                f"drawing at this size; are these the official runs?"
+            )
         names.append([characters.names[c] for c in found if c is not None])
     return names
 
 
-def runs_seen_in_training(runs: Sequence[LakeRun], characters: OmniglotCharacters,
-                          protocol: str, train_split: str) -> list[int]:
+def runs_seen_in_training(
+    runs: Sequence[LakeRun], characters: OmniglotCharacters, protocol: str, train_split: str
+) -> list[int]:
     """``[runs]`` how many of each run's 20 characters are among the training characters of
     Omniglot's ``protocol`` and ``train_split`` (other drawings of them, by other drawers): 0
     for every run under the Lake protocol; for the Vinyals splits, which hold characters of 8

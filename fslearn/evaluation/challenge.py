@@ -45,8 +45,10 @@ class ChallengeResult(PerEpisodeResult):
     per_episode: list[float] = field(repr=False)
 
     def __str__(self) -> str:
-        return (f"Lake's one-shot challenge: {100 * self.error:.2f}% error +/- "
-                f"{100 * self.ci95:.2f}% (95% CI over {self.runs} runs, {self.items} test items)")
+        return (
+            f"Lake's one-shot challenge: {100 * self.error:.2f}% error +/- "
+            f"{100 * self.ci95:.2f}% (95% CI over {self.runs} runs, {self.items} test items)"
+        )
 
 
 def check_takes_challenge(method: FewShotMethod, where: str = "") -> None:
@@ -55,21 +57,28 @@ def check_takes_challenge(method: FewShotMethod, where: str = "") -> None:
     that takes colour images. ``where`` names the checkpoint in the message."""
     what = where or method.name
     if method.episode_kind != "episodes":
-        raise ValueError(f"{what} is tested on {method.episode_kind}, not on N-way K-shot "
-                         f"episodes: it cannot take the 20-way one-shot challenge.")
+        raise ValueError(
+            f"{what} is tested on {method.episode_kind}, not on N-way K-shot "
+            f"episodes: it cannot take the 20-way one-shot challenge."
+        )
     if method.fixed_way not in (None, 20):
-        raise ValueError(f"{what} has a head of {method.fixed_way} classes and scores only "
-                         f"{method.fixed_way}-way episodes; the challenge's runs are 20-way: "
-                         f"use a model that scores any number of classes, or a 20-way one.")
+        raise ValueError(
+            f"{what} has a head of {method.fixed_way} classes and scores only "
+            f"{method.fixed_way}-way episodes; the challenge's runs are 20-way: "
+            f"use a model that scores any number of classes, or a 20-way one."
+        )
     channels = method.hparams.get("in_channels", 1)
     if channels != 1:
-        raise ValueError(f"{what} takes {channels}-channel images; the challenge's drawings are "
-                         f"greyscale (1 channel).")
+        raise ValueError(
+            f"{what} takes {channels}-channel images; the challenge's drawings are "
+            f"greyscale (1 channel)."
+        )
 
 
 @torch.no_grad()
-def score_challenge(method: FewShotMethod, runs: Sequence[LakeRun],
-                    device: torch.device | str | None = None) -> ChallengeResult:
+def score_challenge(
+    method: FewShotMethod, runs: Sequence[LakeRun], device: torch.device | str | None = None
+) -> ChallengeResult:
     """The error of ``method`` on each run (one episode each, one task per call) and their mean.
 
     Args:

@@ -27,9 +27,11 @@ from fslearn.methods.base import FewShotMethod
 __all__ = ["TIMING_NOTE", "seconds_per_episode", "seconds_per_sequence_episode"]
 
 #: how the figures of this module are measured, in words, for the files that store them
-TIMING_NOTE = ("median wall time of scoring one test episode from its raw images (method(episode) "
-               "on one task, evaluation mode, no gradient tracking), over {repeats} episodes "
-               "after one warm-up")
+TIMING_NOTE = (
+    "median wall time of scoring one test episode from its raw images (method(episode) "
+    "on one task, evaluation mode, no gradient tracking), over {repeats} episodes "
+    "after one warm-up"
+)
 
 
 def _median_seconds(run: Callable[[int], object], repeats: int) -> float:
@@ -46,9 +48,16 @@ def _median_seconds(run: Callable[[int], object], repeats: int) -> float:
 
 
 @torch.no_grad()
-def seconds_per_episode(method: FewShotMethod, dataset: FewShotDataset, n_way: int, k_shot: int,
-                        n_query: int = 15, repeats: int = 5, seed: int = 0,
-                        device: torch.device | str | None = None) -> float:
+def seconds_per_episode(
+    method: FewShotMethod,
+    dataset: FewShotDataset,
+    n_way: int,
+    k_shot: int,
+    n_query: int = 15,
+    repeats: int = 5,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> float:
     """Median seconds to score one ``n_way``-way ``k_shot``-shot episode of ``dataset``.
 
     The episodes are the first ``repeats + 1`` of ``EpisodeSampler(dataset, n_way, k_shot,
@@ -71,10 +80,16 @@ def seconds_per_episode(method: FewShotMethod, dataset: FewShotDataset, n_way: i
 
 
 @torch.no_grad()
-def seconds_per_sequence_episode(method: FewShotMethod, tasks: SequenceTasks, n_way: int,
-                                 per_class: int, labels: str = "one_hot", repeats: int = 5,
-                                 seed: int = 0, device: torch.device | str | None = None
-                                 ) -> float:
+def seconds_per_sequence_episode(
+    method: FewShotMethod,
+    tasks: SequenceTasks,
+    n_way: int,
+    per_class: int,
+    labels: str = "one_hot",
+    repeats: int = 5,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> float:
     """Median seconds to run a sequence model over one test sequence episode (``n_way`` classes
     x ``per_class`` drawings, one answer per step), batches of one episode of the sampler of
     :func:`~fslearn.evaluation.evaluate_sequences` (unaugmented)."""
