@@ -17,6 +17,7 @@ what those files say, so ``fslearn results`` and the book's chapter 8 cannot dis
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "paired_difference",
     "read_episodes",
     "results_table",
+    "timing_record",
 ]
 
 #: the file of per-episode right answers and test times beside results.json
@@ -105,6 +107,14 @@ def episodes_entry(row: Mapping[str, Any]) -> dict[str, Any]:
         queries = int(row["n_way"]) * int(row["n_query"])
         correct = [round(a * queries) for a in row["per_episode"]]
     return {**entry, "queries": queries, "correct": correct}
+
+
+def timing_record(how: str, command: str, hardware: str) -> dict[str, Any]:
+    """The ``timing`` entry of ``episodes.json``: how and by which command the test times were
+    measured, on what, and how busy the machine was (its 1-minute load average, where the
+    system reports one): on a shared machine the times are upper bounds."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"how": how, "command": command, "hardware": hardware, "load_average": load}
 
 
 def read_episodes(folder: str | Path) -> dict[str, Any] | None:
@@ -212,6 +222,16 @@ def _test_times(episodes: Mapping[str, Any] | None) -> dict[tuple[int, int], flo
     }
 
 
+def _timing(episodes: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``timing`` entry of an episodes.json (older files: a sentence, and the hardware of
+    the whole file)."""
+    timing = episodes.get("timing")
+    if isinstance(timing, dict):
+        return timing
+    return {"how": timing, "command": episodes.get("command"),
+            "hardware": episodes.get("hardware"), "load_average": None}
+
+
 def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
     """The row of one checkpoint folder: everything :func:`results_table` reports about it.
 
@@ -222,8 +242,8 @@ def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
     ``training_seconds``, ``core_hours``, ``steps`` (optimizer steps to the kept checkpoint),
     ``parameters``, ``paper`` (the citation in results.json), ``results`` (one dict per setting,
     presentation or number of steps, with the paper's figure and the gap, ours minus theirs),
-    ``shot_equivalents`` (sequence models), ``test_time`` (where episodes.json holds one: its
-    ``hardware`` and how it was measured), ``has_episodes``.
+    ``shot_equivalents`` (sequence models), ``test_time`` (where episodes.json holds one: how the
+    test times were measured, by which command, on what hardware, at what load), ``has_episodes``.
     """
     checkpoint = read_checkpoint(folder)
     folder, record = checkpoint.path, checkpoint.metadata
@@ -256,9 +276,7 @@ def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
         "paper": results.get("paper"),
         "results": rows,
         "has_episodes": episodes is not None,
-        "test_time": None
-        if episodes is None
-        else {"hardware": episodes.get("hardware"), "how": episodes.get("timing")},
+        "test_time": None if episodes is None else _timing(episodes),
     }
     if kind == "sequences":
         summary["shot_equivalents"] = results.get("shot_equivalents", [])
@@ -492,13 +510,14 @@ def format_results(
     ]
     notes = [
         "* trained on the Vinyals splits, which hold characters of 8 of the 20 evaluation "
-        "alphabets (Lake's one-shot challenge is drawn from all 20).",
+        "alphabets, among them some characters of Lake's one-shot runs (fslearn challenge says "
+        "which).",
         "gap: ours minus the paper's, in points; a paper figure only beside figures on the "
         f"papers' test set ({PAPER_DATASET}).",
         "core-h: training seconds x CPU threads / 3600, from each checkpoint.json (its hardware).",
         "params: learned parameters of the model the checkpoint rebuilds.",
-        "test/episode: median time to score one episode from its images (the first setting "
-        "shown; every setting in --json), from episodes.json"
+        "test/episode: CPU seconds (one thread) to score one episode from its images, the "
+        "fastest of a few (the first setting shown; every setting in --json), from episodes.json"
         + (f", measured on {', '.join(sorted(timed))}" if timed else "")
         + ".",
     ]

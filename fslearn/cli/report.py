@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -41,7 +40,7 @@ from fslearn.evaluation.timing import (
     seconds_per_sequence_episode,
 )
 from fslearn.results import PAPER_DATASET, PAPER_RESULTS, STANDARD_SETTINGS
-from fslearn.results_table import EPISODES_FILE, episodes_entry
+from fslearn.results_table import EPISODES_FILE, episodes_entry, timing_record
 
 __all__ = ["add_parser", "run"]
 
@@ -138,13 +137,14 @@ def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path
 def _write_episodes(folder: Path, argv: Sequence[str], device: torch.device,
                     settings: list[dict[str, Any]]) -> None:
     """episodes.json: each setting's right answers per episode and its test time per episode."""
+    command_line = shlex.join(["fslearn", *argv])
+    hardware = describe_hardware(device)
     write_json_atomically(folder / EPISODES_FILE, {
         "checkpoint": folder.name,
-        "command": shlex.join(["fslearn", *argv]),
-        "hardware": describe_hardware(device),
-        "timing": TIMING_NOTE.format(repeats=TIMING_REPEATS),
-        # how busy the machine was: on a shared machine the times are upper bounds
-        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "command": command_line,
+        "hardware": hardware,
+        "timing": timing_record(TIMING_NOTE.format(repeats=TIMING_REPEATS), command_line,
+                                hardware),
         "settings": settings,
     }, indent=None)
     print(f"Wrote {folder / EPISODES_FILE}", file=sys.stderr)
