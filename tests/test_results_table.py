@@ -208,7 +208,9 @@ def test_report_write_episodes(tmp_path, capsys):
     assert not (copy / "results.json").exists()
     episodes = read_episodes(copy)
     assert episodes["command"].endswith("--episodes 20 --write-episodes --json")
-    assert episodes["load_average"] is None or episodes["load_average"] >= 0
+    timing = episodes["timing"]
+    assert timing["command"] == episodes["command"] and "CPU time" in timing["how"]
+    assert timing["load_average"] is None or timing["load_average"] >= 0
     for row in printed["results"]:
         assert row["paper_accuracy"] is None and row["dataset"] == "omniglot/lake/test"
         accuracies, entry = episode_accuracies(episodes, row["n_way"], row["k_shot"])
@@ -230,3 +232,17 @@ def test_write_episodes_is_refused_for_sinusoids(tmp_path, capsys):
     assert main(["report", str(copy), "--episodes", "10", "--write-episodes"]) == 2
     assert "sinusoid regression model" in capsys.readouterr().err
     assert not (copy / "episodes.json").exists()
+
+
+def test_test_time_leaves_the_model_as_it_was():
+    """The timing runs in evaluation mode and puts the model back in training mode; a larger
+    episode costs more CPU time."""
+    from fslearn.data import load_omniglot
+    from fslearn.evaluation.timing import seconds_per_episode
+    from fslearn.methods import PrototypicalNetwork
+
+    test = load_omniglot("test", "vinyals")
+    model = PrototypicalNetwork().train()
+    small = seconds_per_episode(model, test, 5, 1, 1, repeats=3)
+    large = seconds_per_episode(model, test, 20, 5, 15, repeats=3)
+    assert model.training and 0 < small < large
