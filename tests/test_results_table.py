@@ -16,6 +16,7 @@ from fslearn.cli import main
 from fslearn.evaluation import confidence_interval95
 from fslearn.results import PAPER_DATASET
 from fslearn.results_table import (
+    EPISODES_FILE,
     checkpoint_summary,
     core_hours,
     episode_accuracies,
@@ -246,3 +247,20 @@ def test_test_time_leaves_the_model_as_it_was():
     small = seconds_per_episode(model, test, 5, 1, 1, repeats=3)
     large = seconds_per_episode(model, test, 20, 5, 15, repeats=3)
     assert model.training and 0 < small < large
+
+
+def test_report_write_episodes_of_a_sequence_model(tmp_path, capsys):
+    """A sequence model's episodes.json: right answers per episode and presentation (out of
+    n_way), whose means are the printed accuracies by presentation."""
+    copy = tmp_path / "lstm"
+    shutil.copytree(shipped_checkpoints()["lstm-omniglot"], copy)
+    (copy / EPISODES_FILE).unlink(missing_ok=True)
+    capsys.readouterr()
+    assert main(["report", str(copy), "--episodes", "20", "--write-episodes", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    (entry,) = read_episodes(copy)["settings"]
+    correct = torch.tensor(entry["correct"], dtype=torch.float64)  # [episodes, presentations]
+    assert correct.shape == (20, entry["per_class"]) and entry["queries"] == entry["n_way"]
+    by_presentation = (correct / entry["queries"]).mean(0)
+    assert by_presentation.tolist() == pytest.approx([r["accuracy"] for r in printed["results"]])
+    assert entry["seconds_per_episode"] > 0
