@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-__all__ = ["PAPER_RESULTS", "STANDARD_SETTINGS"]
+__all__ = ["LAKE_CHALLENGE_ERRORS", "PAPER_DATASET", "PAPER_RESULTS", "STANDARD_SETTINGS"]
 
 #: the four Omniglot settings every paper reports: (n_way, k_shot)
 STANDARD_SETTINGS: tuple[tuple[int, int], ...] = ((5, 1), (5, 5), (20, 1), (20, 5))
+
+#: the test set of the papers' N-way K-shot figures below (a figure of fslearn's on another test
+#: set, such as the Lake protocol's evaluation alphabets, has no paper figure beside it)
+PAPER_DATASET = "omniglot/vinyals/test"
+
+#: Lake, Salakhutdinov and Tenenbaum (2015), Science 350(6266), Fig. 3 and text: error rates
+#: (fractions) on their 20-way within-alphabet one-shot challenge (20 runs, 400 test items).
+#: Every entry but Koch et al.'s was trained on the 30 background alphabets only (Lake's
+#: protocol); Koch et al. (2015) trained a verification network on 40 alphabets with affine
+#: distortions, their own protocol. label -> (error, who and how)
+LAKE_CHALLENGE_ERRORS: dict[str, tuple[float, str]] = {
+    "people": (0.045, "Lake et al. (2015): human participants"),
+    "BPL": (0.033, "Lake et al. (2015): Bayesian Program Learning"),
+    "Siamese convnet": (0.080, "Koch, Zemel and Salakhutdinov (2015), as reported by Lake et al. "
+                               "(2015): own protocol, 40 training alphabets, affine distortions"),
+    "deep convnet": (0.135, "Lake et al. (2015): a deep convolutional network"),
+    "hierarchical deep": (0.348, "Lake et al. (2015): hierarchical deep model"),
+}
 
 #: method name -> {(n_way, k_shot): test accuracy on Omniglot, Vinyals protocol}
 PAPER_RESULTS: dict = {

@@ -1,10 +1,13 @@
-"""The fslearn command: train, evaluate, report, predict, list checkpoints and build datasets.
+"""The fslearn command: train, evaluate, report, predict, list checkpoints, tabulate them, score
+Lake's one-shot challenge and build datasets.
 
 examples:
     fslearn train protonet --protocol vinyals --way 60 --shot 1 --query 5 --episodes 20000
     fslearn evaluate protonet-omniglot --way 5 --shot 1 --episodes 1000 --json
     fslearn report protonet-omniglot --write
     fslearn checkpoints
+    fslearn results
+    fslearn challenge protonet-omniglot
   memory-augmented networks, on sequence episodes (5-way, 10 drawings per class, batch 16):
     fslearn train mann --episodes 100000 --threads 1
     fslearn evaluate runs/mann-vinyals-5w10d-one_hot-seed0 --json
@@ -33,7 +36,7 @@ from collections.abc import Sequence
 
 from fslearn import __version__
 from fslearn.checkpoints import CheckpointError
-from fslearn.cli import checkpoints, data, evaluate, predict, report, train
+from fslearn.cli import challenge, checkpoints, data, evaluate, predict, report, results, train
 from fslearn.data.download import DownloadError
 from fslearn.data.errors import DataError, one_line
 from fslearn.data.omniglot import DataNotFoundError
@@ -48,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fslearn {__version__}",
                         help="print the version of fslearn and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, evaluate, report, predict, checkpoints, data):
+    for module in (train, evaluate, report, predict, checkpoints, results, challenge, data):
         module.add_parser(commands)
     return parser
 
@@ -68,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return predict.run(args)
         if args.command == "data":
             return data.run(args, argv)
+        if args.command == "results":
+            return results.run(args)
+        if args.command == "challenge":
+            return challenge.run(args)
         return checkpoints.run(args)
     except (CheckpointError, DataError, DataNotFoundError, DownloadError, ValueError, OSError,
             FloatingPointError) as error:

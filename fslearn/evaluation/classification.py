@@ -230,11 +230,13 @@ def report_rows(
     seed: int,
     device: torch.device | str | None = None,
     progress: bool = False,
+    per_episode: bool = False,
 ) -> list[dict[str, Any]]:
     """The rows of ``fslearn report`` for a classifier: :func:`evaluate`'s figures for each
     ``(n_way, k_shot)`` of ``settings`` the method can score (a method with a head of
     :attr:`~fslearn.methods.FewShotMethod.fixed_way` classes: its own ``n_way`` only), beside
-    ``paper_accuracy``, the published figure for that setting (None where there is none)."""
+    ``paper_accuracy``, the published figure for that setting (None where there is none);
+    ``per_episode``: each row also holds its episodes' accuracies (``"per_episode"``)."""
     rows: list[dict[str, Any]] = []
     # a method that sees images only through their embeddings (declared embeds_once) is
     # scored on embeddings computed once for all settings
@@ -248,5 +250,5 @@ def report_rows(
         result = evaluate(method, dataset, n_way, k_shot, n_query, episodes,
                           seed=seed, device=device, embeddings=embeddings,
                           progress=progress)
-        rows.append({**result.to_dict(), "paper_accuracy": paper.get((n_way, k_shot))})
+        rows.append({**result.to_dict(per_episode), "paper_accuracy": paper.get((n_way, k_shot))})
     return rows

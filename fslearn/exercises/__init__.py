@@ -33,6 +33,7 @@ Exercises:
 * :func:`check_cosine_classifier`: ``cosine_logits(z, weight, scale)`` (exercise 3.1).
 * :func:`check_soft_kmeans`: ``soft_kmeans_step(support_z, support_y, unlabelled_z, n_way)``
   (exercise 7.1).
+* :func:`check_paired_difference`: ``paired_difference(a, b)`` (exercise 8.1).
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
 """
@@ -51,6 +52,7 @@ from fslearn.exercises.cosine_classifier import check_cosine_classifier
 from fslearn.exercises.lrua import check_lrua
 from fslearn.exercises.maml import check_maml_inner_step
 from fslearn.exercises.matching_attention import check_matching_attention
+from fslearn.exercises.paired_difference import check_paired_difference
 from fslearn.exercises.prototypes import check_prototypes
 from fslearn.exercises.ridge_head import check_ridge_head
 from fslearn.exercises.siamese_losses import check_siamese_losses
@@ -68,6 +70,7 @@ __all__ = [
     "check_lrua",
     "check_maml_inner_step",
     "check_matching_attention",
+    "check_paired_difference",
     "check_prototypes",
     "check_ridge_head",
     "check_siamese_losses",
