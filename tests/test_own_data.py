@@ -272,7 +272,7 @@ def test_every_option_has_help_with_its_default(capsys):
     parser = _parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(subcommands.choices) == {"train", "evaluate", "report", "predict", "checkpoints",
-                                        "data"}
+                                        "data", "results", "challenge"}
     parsers = dict(subcommands.choices)
     datasets = next(a for a in parsers["data"]._actions
                     if isinstance(a, argparse._SubParsersAction))  # fslearn data DATASET

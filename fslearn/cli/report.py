@@ -63,7 +63,7 @@ def add_parser(commands: Any) -> None:
                     help="store each setting's per-episode right answers and the test time per "
                     "episode as episodes.json in the checkpoint folder, for comparisons on the "
                     "same episodes (fslearn results; the book's chapter 8); results.json is "
-                    "written only with --write")
+                    "written only with --write (default: neither is stored)")
     rp.add_argument("--json", action="store_true",
                     help="print one JSON object (default: a table)")
 
