@@ -180,8 +180,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
         return 0
     method, dataset, device = load_for_eval(args)
-    # the papers' figures are for the Vinyals test characters: another test set has none beside it
-    paper = PAPER_RESULTS.get(method.name, {}) if dataset.name == PAPER_DATASET else {}
+    # the papers' figures are for the Vinyals split (shown beside any of its sets, as before);
+    # a Lake-protocol or own-data test set has none beside it
+    vinyals = PAPER_DATASET.rsplit("/", 1)[0] + "/"
+    paper = PAPER_RESULTS.get(method.name, {}) if dataset.name.startswith(vinyals) else {}
     rows = classification.report_rows(
         method, dataset, STANDARD_SETTINGS, paper, args.query, args.episodes, args.seed, device,
         args.progress, per_episode=args.write_episodes)
