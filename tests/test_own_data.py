@@ -271,7 +271,8 @@ def test_transparent_and_rgb_stored_grey_images(tmp_path):
 def test_every_option_has_help_with_its_default(capsys):
     parser = _parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subcommands.choices) == {"train", "evaluate", "report", "predict", "checkpoints"}
+    assert set(subcommands.choices) == {"train", "evaluate", "report", "predict", "checkpoints",
+                                        "results", "challenge"}
     for name, sub in subcommands.choices.items():
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):

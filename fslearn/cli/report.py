@@ -62,7 +62,7 @@ def add_parser(commands: Any) -> None:
                     help="store each setting's per-episode right answers and the test time per "
                     "episode as episodes.json in the checkpoint folder, for comparisons on the "
                     "same episodes (fslearn results; the book's chapter 8); results.json is "
-                    "written only with --write")
+                    "written only with --write (default: not stored)")
     rp.add_argument("--json", action="store_true",
                     help="print one JSON object (default: a table)")
 
@@ -179,8 +179,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
         return 0
     method, dataset, device = load_for_eval(args)
-    # the papers' figures are for the Vinyals test characters: another test set has none beside it
-    paper = PAPER_RESULTS.get(method.name, {}) if dataset.name == PAPER_DATASET else {}
+    # the papers' figures are for the Vinyals protocol: the Lake protocol's test alphabets or your
+    # own classes have none beside them (another Vinyals split keeps them, as a rough check)
+    vinyals = dataset.name.startswith(PAPER_DATASET.rsplit("/", 1)[0] + "/")
+    paper = PAPER_RESULTS.get(method.name, {}) if vinyals else {}
     rows = classification.report_rows(
         method, dataset, STANDARD_SETTINGS, paper, args.query, args.episodes, args.seed, device,
         args.progress, per_episode=args.write_episodes)
