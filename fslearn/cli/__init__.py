@@ -1,5 +1,5 @@
-"""The fslearn command: train, evaluate, report, predict, list checkpoints, tabulate them, and
-score Lake's one-shot challenge.
+"""The fslearn command: train, evaluate, report, predict, list checkpoints, tabulate them, score
+Lake's one-shot challenge and build datasets.
 
 examples:
     fslearn train protonet --protocol vinyals --way 60 --shot 1 --query 5 --episodes 20000
@@ -21,6 +21,9 @@ examples:
     fslearn train protonet --data my_train/ --val-data my_val/ --way 5 --shot 1 --query 5
     fslearn evaluate runs/my-run --data my_test/ --way 5 --shot 1 --query 5
     fslearn predict protonet-omniglot --support my_classes/ --query new_images/
+  printed letters of many scripts, drawn from fonts (a test of domain shift):
+    fslearn data glyphs --out glyphs/
+    fslearn evaluate protonet-omniglot --data glyphs/ --way 5 --shot 1
 
 Run `fslearn COMMAND --help` for the options of a command.
 """
@@ -33,7 +36,7 @@ from collections.abc import Sequence
 
 from fslearn import __version__
 from fslearn.checkpoints import CheckpointError
-from fslearn.cli import challenge, checkpoints, evaluate, predict, report, results, train
+from fslearn.cli import challenge, checkpoints, data, evaluate, predict, report, results, train
 from fslearn.data.download import DownloadError
 from fslearn.data.errors import DataError, one_line
 from fslearn.data.omniglot import DataNotFoundError
@@ -48,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fslearn {__version__}",
                         help="print the version of fslearn and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, evaluate, report, predict, checkpoints, results, challenge):
+    for module in (train, evaluate, report, predict, checkpoints, results, challenge, data):
         module.add_parser(commands)
     return parser
 
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report.run(args, argv)
         if args.command == "predict":
             return predict.run(args)
+        if args.command == "data":
+            return data.run(args, argv)
         if args.command == "results":
             return results.run(args)
         if args.command == "challenge":

@@ -41,6 +41,7 @@ from fslearn.evaluation.timing import (
 )
 from fslearn.results import PAPER_DATASET, PAPER_RESULTS, STANDARD_SETTINGS
 from fslearn.results_table import EPISODES_FILE, episodes_entry, timing_record
+from fslearn.training_config import config_from_record
 
 __all__ = ["add_parser", "run"]
 
@@ -62,7 +63,7 @@ def add_parser(commands: Any) -> None:
                     help="store each setting's per-episode right answers and the test time per "
                     "episode as episodes.json in the checkpoint folder, for comparisons on the "
                     "same episodes (fslearn results; the book's chapter 8); results.json is "
-                    "written only with --write (default: not stored)")
+                    "written only with --write (default: neither is stored)")
     rp.add_argument("--json", action="store_true",
                     help="print one JSON object (default: a table)")
 
@@ -72,7 +73,7 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     the checkpoint's K support points, 100 query points per task."""
     device = torch_device(args.device)
     method, record = load_checkpoint(args.checkpoint, device)
-    k_shot = int(record["config"]["k_shot"])
+    k_shot = config_from_record(record["config"]).k_shot
     paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
     rows = regression.report_rows(method, SinusoidRegression(), k_shot, paper, args.episodes,
                                   args.seed)
@@ -179,10 +180,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
         return 0
     method, dataset, device = load_for_eval(args)
-    # the papers' figures are for the Vinyals protocol: the Lake protocol's test alphabets or your
-    # own classes have none beside them (another Vinyals split keeps them, as a rough check)
-    vinyals = dataset.name.startswith(PAPER_DATASET.rsplit("/", 1)[0] + "/")
-    paper = PAPER_RESULTS.get(method.name, {}) if vinyals else {}
+    # the papers' figures are for the Vinyals split (shown beside any of its sets, as before);
+    # a Lake-protocol or own-data test set has none beside it
+    vinyals = PAPER_DATASET.rsplit("/", 1)[0] + "/"
+    paper = PAPER_RESULTS.get(method.name, {}) if dataset.name.startswith(vinyals) else {}
     rows = classification.report_rows(
         method, dataset, STANDARD_SETTINGS, paper, args.query, args.episodes, args.seed, device,
         args.progress, per_episode=args.write_episodes)

@@ -74,6 +74,9 @@ def evaluate(
     embed_once: bool | None = None,
     embeddings: Tensor | None = None,
     progress: bool = False,
+    *,
+    unlabelled: int = 0,
+    distractors: int = 0,
 ) -> EvaluationResult:
     """Mean query accuracy of ``method`` over ``episodes`` test episodes, with its 95% CI.
 
@@ -94,13 +97,17 @@ def evaluate(
         embeddings: ``embed_dataset(method, dataset)`` computed beforehand, to evaluate several
             episode shapes without embedding the images again (implies ``embed_once``).
         progress: show a progress bar.
+        unlabelled, distractors: give each episode unlabelled images, this many of each of its
+            classes and of each of ``distractors`` other classes (semi-supervised episodes,
+            :class:`~fslearn.data.episodes.EpisodeSampler`); 0 (the default) for none, and the
+            episodes are then exactly those drawn without these settings.
     """
     check_interval_episodes(episodes)
     accuracies = [
         (predictions == query_y).float().mean(dim=1).cpu()
         for _, predictions, query_y in _predict_episodes(
             method, dataset, n_way, k_shot, n_query, episodes, seed, device, episodes_per_batch,
-            embed_once, embeddings, progress)
+            embed_once, embeddings, progress, unlabelled=unlabelled, distractors=distractors)
     ]
     per_episode = torch.cat(accuracies).double()
     return EvaluationResult(
@@ -163,6 +170,9 @@ def _predict_episodes(
     embed_once: bool | None,
     embeddings: Tensor | None,
     progress: bool,
+    *,
+    unlabelled: int = 0,
+    distractors: int = 0,
 ) -> Iterator[tuple[EpisodeIndices, Tensor, Tensor]]:
     """Yield ``(indices, predictions, query_y)`` for batches of the test episodes, in order.
 
@@ -178,7 +188,8 @@ def _predict_episodes(
         embed_once = method.embeds_once or embeddings is not None
     if embed_once and not method.embeds_once:
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
-    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed)
+    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed,
+                             unlabelled=unlabelled, distractors=distractors)
     with evaluation_mode(method):
         if embeddings is not None:
             source = embeddings.to(device)
@@ -202,6 +213,10 @@ def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
         classes=torch.cat([b.classes for b in batch]),
         k_shot=batch[0].k_shot,
         n_query=batch[0].n_query,
+        unlabelled=(None if batch[0].unlabelled is None
+                    else torch.cat([b.unlabelled for b in batch])),  # type: ignore[misc]
+        distractors=(None if batch[0].distractors is None
+                     else torch.cat([b.distractors for b in batch])),  # type: ignore[misc]
     )
 
 
