@@ -26,16 +26,17 @@ PAPER_DATASET = "omniglot/vinyals/test"
 
 #: Lake, Salakhutdinov and Tenenbaum (2015), Science 350(6266), Fig. 3 and text: error rates
 #: (fractions) on their 20-way within-alphabet one-shot challenge (20 runs, 400 test items).
-#: Every entry but Koch et al.'s was trained on the 30 background alphabets only (Lake's
-#: protocol); Koch et al. (2015) trained a verification network on 40 alphabets with affine
-#: distortions, their own protocol. label -> (error, who and how)
-LAKE_CHALLENGE_ERRORS: dict[str, tuple[float, str]] = {
-    "people": (0.045, "Lake et al. (2015): human participants"),
-    "BPL": (0.033, "Lake et al. (2015): Bayesian Program Learning"),
+#: label -> (error, who and how, trained under Lake's protocol: the 30 background alphabets
+#: only; None for people). Koch et al. (2015) trained a verification network on 40 alphabets
+#: with affine distortions, their own protocol.
+LAKE_CHALLENGE_ERRORS: dict[str, tuple[float, str, bool | None]] = {
+    "people": (0.045, "Lake et al. (2015): human participants", None),
+    "BPL": (0.033, "Lake et al. (2015): Bayesian Program Learning", True),
     "Siamese convnet": (0.080, "Koch, Zemel and Salakhutdinov (2015), as reported by Lake et al. "
-                               "(2015): own protocol, 40 training alphabets, affine distortions"),
-    "deep convnet": (0.135, "Lake et al. (2015): a deep convolutional network"),
-    "hierarchical deep": (0.348, "Lake et al. (2015): hierarchical deep model"),
+                               "(2015): own protocol, 40 training alphabets, affine distortions",
+                        False),
+    "deep convnet": (0.135, "Lake et al. (2015): a deep convolutional network", True),
+    "hierarchical deep": (0.348, "Lake et al. (2015): hierarchical deep model", True),
 }
 
 #: the kinds of test whose published figures ``fslearn report`` sets beside a checkpoint's, and
