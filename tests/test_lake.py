@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fslearn.checkpoints import load_checkpoint
+from fslearn.checkpoints import load_checkpoint, shipped_checkpoints
 from fslearn.cli import main
 from fslearn.data import DataError, DataNotFoundError
 from fslearn.data.episodes import Episode
@@ -307,3 +307,30 @@ def test_a_lake_protocol_model_has_seen_no_run(tmp_path, capsys):
     assert main(["challenge", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["seen_in_training"] == [0] * 20 and report["protocol"] == "lake"
+
+
+LAKE_CHECKPOINTS = sorted(name for name in shipped_checkpoints() if name.endswith("-lake"))
+
+
+def test_a_lake_protocol_checkpoint_is_shipped():
+    assert "protonet-omniglot-lake" in LAKE_CHECKPOINTS
+
+
+@pytest.mark.parametrize("name", LAKE_CHECKPOINTS)
+def test_shipped_lake_checkpoints_trained_on_the_background_set_only(name, runs_zip, capsys):
+    """Trained on the 30 background alphabets (no run's character seen), tested on the 20
+    evaluation alphabets without papers' figures beside, and far better than chance (95% error)
+    on the challenge."""
+    folder = shipped_checkpoints()[name]
+    _, record = load_checkpoint(folder)
+    assert record["data"]["protocol"] == "lake" and record["data"]["train_split"] == "train"
+    assert "--protocol lake" in record["command"]
+    assert {"seed", "config", "hardware", "training_seconds", "device"} <= set(record)
+    stored = json.loads((folder / "results.json").read_text())
+    for row in stored["results"]:
+        assert row["dataset"] == "omniglot/lake/test" and row["episodes"] == 1000
+        assert row["paper_accuracy"] is None  # the papers tested on the Vinyals split
+    assert main(["challenge", name, "--runs", str(runs_zip), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["protocol"] == "lake" and sum(report["seen_in_training"]) == 0
+    assert report["error"] < 0.25
