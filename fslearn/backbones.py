@@ -82,10 +82,16 @@ class TaskBatchNorm2d(nn.Module):
     norm): each task's images are normalised by their own mean and variance. It keeps no state
     outside its parameters, so it can be run with ``torch.func.vmap`` over tasks.
 
-    The affine part is applied outside ``F.batch_norm`` on purpose: under ``vmap``,
+    Under ``vmap`` the affine part is applied outside ``F.batch_norm``:
     ``F.batch_norm(x, None, None, weight, bias, training=True)`` gives wrong second-order
-    gradients in torch 2.13 (measured; ``shared/notes/repro_vmap_batchnorm.py``), while the
-    normalisation alone followed by ``* weight + bias`` gives the right ones.
+    gradients there in torch 2.13 (measured; ``shared/notes/repro_vmap_batchnorm.py``), while
+    the normalisation alone followed by ``* weight + bias`` gives the right ones. Outside
+    ``vmap`` (:attr:`fuse_affine`, which the vmap engine turns off) the affine part goes into
+    ``F.batch_norm``, the same function in two passes over the maps fewer: about 1.1 times
+    faster MAML steps on a CPU (``benchmarks/speed.py``).
+
+    Attributes:
+        fuse_affine: apply the weight and bias inside ``F.batch_norm`` (not under ``vmap``).
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -93,8 +99,12 @@ class TaskBatchNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.fuse_affine = True
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fuse_affine:
+            return F.batch_norm(x, None, None, self.weight, self.bias, training=True,
+                                eps=self.eps)
         normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
         return normalised * self.weight[:, None, None] + self.bias[:, None, None]
 
@@ -106,6 +116,9 @@ class OffsetBatchNorm2d(nn.Module):
 
     Its ``offset`` is named in :attr:`meta_only`: in that code it is a variable of the layer,
     not one of the weights the inner loop adapts, so only the outer loop learns it.
+
+    Attributes:
+        fuse_affine: as :class:`TaskBatchNorm2d`'s.
     """
 
     #: parameters that the inner loop of a MAML-like method leaves as they are
@@ -115,9 +128,13 @@ class OffsetBatchNorm2d(nn.Module):
         super().__init__()
         self.offset = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.fuse_affine = True
 
     def forward(self, x: Tensor) -> Tensor:
-        # the offset is added outside F.batch_norm for the reason TaskBatchNorm2d gives
+        # under vmap the offset is added outside F.batch_norm, for the reason TaskBatchNorm2d
+        # gives; elsewhere inside it (fuse_affine), which is faster
+        if self.fuse_affine:
+            return F.batch_norm(x, None, None, None, self.offset, training=True, eps=self.eps)
         normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
         return normalised + self.offset[:, None, None]
 

@@ -116,10 +116,13 @@ def _assert_matches_finite_differences(model, episode, gradient, seed):
         assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
 
 
+@pytest.mark.parametrize("engine", ["vmap", "loop"])
 @pytest.mark.parametrize("cls, steps", [(MAML, 1), (MAML, 3), (MetaSGD, 1), (ANIL, 2)])
-def test_meta_gradient_matches_finite_differences(cls, steps):
+def test_meta_gradient_matches_finite_differences(cls, steps, engine):
+    """Both engines: the loop's batch norm applies its affine part inside F.batch_norm, the
+    vmap engine's outside it (see TaskBatchNorm2d)."""
     model, episode = _model(cls, steps), _episode()
-    gradient = _meta_gradient(model, episode, "vmap", per_task=False)
+    gradient = _meta_gradient(model, episode, engine, per_task=engine == "loop")
     _assert_matches_finite_differences(model, episode, gradient, seed=1)
 
 

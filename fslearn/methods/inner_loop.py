@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from fslearn.backbones import Conv4, StridedConv4, TaskBatchNorm2d
+from fslearn.backbones import Conv4, OffsetBatchNorm2d, StridedConv4, TaskBatchNorm2d
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.options import Family, Option
@@ -428,8 +428,13 @@ class InnerLoopMethod(FewShotMethod):
         return "vmap" if device.type == "cuda" or self.task == "regression" else "loop"
 
     def _use_channels_last(self, flag: bool) -> None:
+        """Channels-last maps and batch norm with its affine part inside ``F.batch_norm``
+        (both faster on a CPU), or neither: what ``torch.func.vmap`` needs (``flag=False``)."""
         if isinstance(self.network[0], Conv4 | StridedConv4):
             self.network[0].channels_last = flag
+        for module in self.network.modules():
+            if isinstance(module, TaskBatchNorm2d | OffsetBatchNorm2d):
+                module.fuse_affine = flag
 
     def _check(self, episode: Episode) -> None:
         if self.task == "regression":
@@ -453,7 +458,7 @@ class InnerLoopMethod(FewShotMethod):
         task: Callable[..., Tensor] = lambda sx, sy, qx: self.adapt_and_score(  # noqa: E731
             params, step_sizes, sx, sy, qx)
         vectorised = self.resolved_engine() == "vmap"
-        self._use_channels_last(not vectorised)  # vmap cannot change memory formats
+        self._use_channels_last(not vectorised)  # see there: what vmap cannot do
         if vectorised:
             return vmap(task, randomness="error")(episode.support_x, episode.support_y,
                                                   episode.query_x)
