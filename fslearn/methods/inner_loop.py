@@ -407,9 +407,20 @@ class InnerLoopMethod(FewShotMethod):
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """One task: adapt to its support set, then its query logits ``[n_query_total, n_way]``."""
         steps = self.training_inner_steps if self.training else self.test_inner_steps
+        scale = self.loss_scale(support_x.shape[0])
+        if steps and not any(name.startswith("0.") for name in step_sizes):
+            # the body (module 0) is not adapted, so its features are the same at every inner
+            # step: computed once, and only the head (module 1) takes the steps
+            body, head = ({name[2:]: value for name, value in params.items()
+                           if name.startswith(prefix)} for prefix in ("0.", "1."))
+            support_z, query_z = (functional_call(self.network[0], body, (x,))
+                                  for x in (support_x, query_x))
+            adapted = inner_loop(self.network[1], head, support_z, support_y, steps,
+                                 {name[2:]: size for name, size in step_sizes.items()},
+                                 self.first_order, self.task_loss, loss_scale=scale)
+            return functional_call(self.network[1], adapted, (query_z,))
         adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
-                             self.first_order, self.task_loss,
-                             loss_scale=self.loss_scale(support_x.shape[0]))
+                             self.first_order, self.task_loss, loss_scale=scale)
         return functional_call(self.network, adapted, (query_x,))
 
     @property
