@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Conv4", "OffsetBatchNorm2d", "SamePadConv2d", "StridedConv4", "TaskBatchNorm2d",
-           "channels_last", "conv_block"]
+           "batch_statistics", "channels_last", "conv_block"]
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -18,16 +18,31 @@ def channels_last(x: Tensor) -> Tensor:
     With one channel (Omniglot), the channels-last and the default layouts hold the same
     numbers in the same order, ``x.contiguous(memory_format=torch.channels_last)`` changes
     nothing, and the convolution, seeing a default-layout input and (one input channel again)
-    weights, computes every map of the network in the default layout, where max-pooling and
-    batch norm are several times slower on a CPU. The same memory viewed as ``[batch, H, W, 1]``
-    and permuted to ``[batch, 1, H, W]`` has channels-last strides, so every later map is
-    channels-last: 1.3 to 1.8 times faster training and MAML adaptation on a CPU
-    (``benchmarks/speed.py``).
+    weights, computes every map of the network in the default layout. The same memory viewed as
+    ``[batch, H, W, 1]`` and permuted to ``[batch, 1, H, W]`` has channels-last strides, so every
+    later map is channels-last, where max-pooling and batch norm are several times faster on a
+    CPU.
+
+    Use it only where batch norm normalises with stored running statistics: with the statistics
+    of the batch, torch 2.13's channels-last batch norm on a CPU sums the values of a channel in
+    float32 one after another, so its outputs and gradients are off by about 1e-4 to 1e-3
+    relative on a Conv4's first maps (1e-7 in the default layout; ``benchmarks/PROFILE.md``),
+    enough to change some of MAML's test predictions.
     """
     if x.shape[1] == 1:
         batch, _, height, width = x.shape
         return x.contiguous().view(batch, height, width, 1).permute(0, 3, 1, 2)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def batch_statistics(module: nn.Module) -> bool:
+    """Whether some batch norm inside ``module`` normalises with the statistics of the batch:
+    in training mode, without running averages, or always (:class:`TaskBatchNorm2d`,
+    :class:`OffsetBatchNorm2d`)."""
+    return any(isinstance(m, TaskBatchNorm2d | OffsetBatchNorm2d)
+               or (isinstance(m, nn.modules.batchnorm._BatchNorm)
+                   and (m.training or not m.track_running_stats))
+               for m in module.modules())
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -87,8 +102,9 @@ class Conv4(nn.Module):
                 f"times, so it needs images of at least {self.min_size}x{self.min_size} pixels; "
                 f"got {x.shape[-2]}x{x.shape[-1]}. Use a larger image size."
             )
-        if self.channels_last:
-            # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2)
+        # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2);
+        # with one channel only where batch norm uses running averages (see channels_last)
+        if self.channels_last and (x.shape[1] > 1 or not batch_statistics(self.features)):
             x = channels_last(x)
         return self.features(x).flatten(1)
 
@@ -205,5 +221,5 @@ class StridedConv4(nn.Module):
             raise ValueError(f"StridedConv4 expects images [batch, {self.in_channels}, H, W], "
                              f"got shape {tuple(x.shape)}")
         if self.channels_last:
-            x = channels_last(x)
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.features(x).mean(dim=(-2, -1))

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fslearn.backbones import channels_last
+from fslearn.backbones import batch_statistics, channels_last
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
 from fslearn.methods.options import Option
@@ -122,8 +122,9 @@ class RelationEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        # channels-last maps: faster convolutions, batch norm and pooling on a CPU
-        return self.features(channels_last(x))
+        # channels-last maps: faster convolutions, batch norm and pooling on a CPU, where batch
+        # norm uses its running averages (see fslearn.backbones.channels_last)
+        return self.features(x if batch_statistics(self) else channels_last(x))
 
 
 class RelationModule(nn.Module):
