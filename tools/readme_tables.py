@@ -167,6 +167,23 @@ def mann_benchmark_table() -> str:
                   rows)
 
 
+def speed_benchmark_table() -> str:
+    """Each workload's variants beside the reference (benchmarks/results/speed-cpu.json)."""
+    entries = _benchmark("speed-cpu")["results"]
+    reference = {e["workload"]: e for e in entries if e["variant"] == "reference"}
+    rows = []
+    for entry in entries:
+        if entry["variant"] == "reference":
+            continue
+        base = reference[entry["workload"]]
+        rows.append([entry["what"], entry["variant"], f"{base['cpu_s']:.3f}",
+                     f"{entry['cpu_s']:.3f}", f"**{entry['cpu_ratio']:.2f}x**",
+                     f"{entry['wall_ratio']:.2f}x",
+                     f"{base['peak_rss_gib']:.2f} / {entry['peak_rss_gib']:.2f}"])
+    return _table(["workload (one step)", "variant", "reference CPU s", "variant CPU s",
+                   "CPU-time ratio", "wall ratio", "peak GiB, reference / variant"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "metric-checkpoints": metric_table,
     "maml-5way-checkpoints": maml_5way_table,
@@ -175,6 +192,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "mann-checkpoints": mann_table,
     "maml-benchmark": maml_benchmark_table,
     "mann-benchmark": mann_benchmark_table,
+    "speed-benchmark": speed_benchmark_table,
 }
 
 
