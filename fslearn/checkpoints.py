@@ -129,8 +129,9 @@ def _package_version() -> str:
     return __version__
 
 
-def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename: all or nothing."""
+def write_json_atomically(path: Path, content: dict[str, Any], indent: int | None = 2) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename: all or nothing
+    (``indent=None``: on one line, for files of long lists)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False,
@@ -138,7 +139,7 @@ def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
     )
     try:
         with handle:
-            json.dump(content, handle, indent=2, sort_keys=False)
+            json.dump(content, handle, indent=indent, sort_keys=False)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())

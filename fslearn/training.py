@@ -1,17 +1,16 @@
 """One training loop for every method.
 
 Each step draws batch ``i`` from a sampler, computes the method's loss on it and takes an
-optimizer step. The sampler comes from the training data and the method: an
-:class:`~fslearn.data.EpisodeSampler` over a dataset's classes (support and query sets), the
-method's own sampler of the dataset's classes where it does not learn from episodes
-(:meth:`~fslearn.methods.FewShotMethod.training_sampler`, sized by ``pairs_per_step`` or
-``batch_size``), a task distribution's own sampler (sinusoid regression), or a
-:class:`~fslearn.data.sequences.SequenceSampler` of sequence episodes
-(:class:`~fslearn.data.sequences.SequenceTasks`, for the methods that declare
-``episode_kind = "sequences"``); the method
-scores its own outputs (:meth:`~fslearn.methods.FewShotMethod.correct`), and validation uses the
-evaluation that fits the episodes (N-way K-shot test episodes for every method that classifies
-a support set's classes, however it was trained). Every ``checkpoint_every`` episodes the full
+optimizer step. The sampler is the method's own
+(:meth:`~fslearn.methods.FewShotMethod.training_sampler`: pairs or triplets of a dataset's
+images, labelled mini-batches, sequence episodes of
+:class:`~fslearn.data.sequences.SequenceTasks`), sized by ``TrainingConfig.batch_size`` and set by
+``TrainingConfig.sampler``, or else an :class:`~fslearn.data.EpisodeSampler` over a dataset's
+classes (support and query sets) or a task distribution's own sampler (sinusoid regression),
+``batch_size`` episodes or tasks per step; the method scores its own outputs
+(:meth:`~fslearn.methods.FewShotMethod.correct`), and validation uses the evaluation that fits
+the episodes (N-way K-shot test episodes for every method that classifies a support set's
+classes, however it was trained). Every ``checkpoint_every`` episodes the full
 training state (weights, optimizer, random number generator, history) is saved to
 ``out_dir/last``; every ``val_every`` episodes the method is evaluated on validation episodes and
 the best one so far is saved to ``out_dir/best``.
@@ -19,6 +18,10 @@ the best one so far is saved to ``out_dir/best``.
 Resuming: episode ``i`` depends only on the seed and ``i``, the learning rate only on ``i``, and
 the saved state holds everything else, so a run that is interrupted and resumed ends with exactly
 the weights of a run that was never interrupted (tested).
+
+Several processes (``torchrun``): every rank draws batch ``i`` whole and trains on its share, and
+the gradients are averaged once per step (:mod:`fslearn.distributed`), so the run ends with the
+one-process run's weights up to float32 round-off (tested with 2 processes).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,138 +39,22 @@ import torch
 from tqdm.auto import tqdm
 
 from fslearn.checkpoints import METADATA_FILE, read_checkpoint, save_checkpoint
-from fslearn.data.batches import LabelledBatchSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import EpisodeSampler
-from fslearn.data.pairs import PairSampler, TripletSampler
-from fslearn.data.sequences import LABEL_KINDS, SequenceSampler, SequenceTasks
-from fslearn.data.sinusoid import SinusoidRegression, SinusoidSampler
+from fslearn.data.sequences import SequenceSampler, SequenceTasks
+from fslearn.data.sinusoid import SinusoidRegression
+from fslearn.distributed import World, sync_batch_norm, world
 from fslearn.evaluation import EvaluationResult, SequenceResult, evaluate, evaluate_sequences
-from fslearn.methods.base import FewShotMethod
+from fslearn.methods.base import BatchSampler, FewShotMethod
+from fslearn.training_config import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TrainingConfig,
+    config_from_record,
+)
 
-__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig", "TrainingResult", "learning_rate",
-           "train"]
-
-OPTIMIZERS = ("adam", "sgd")
-LR_SCHEDULES = ("step", "linear")
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyper-parameters of an episodic training run (defaults: Snell et al.'s Omniglot setup).
-
-    Attributes:
-        n_way, k_shot, n_query, tasks: shape of the training episodes (``tasks``: episodes per
-            optimizer step; for sequence episodes, the batch, 16 in Santoro et al.).
-        per_class: sequence episodes only (training data a
-            :class:`~fslearn.data.sequences.SequenceTasks`): drawings of each class per episode;
-            None for support/query episodes (``k_shot`` and ``n_query`` are then unused).
-        labels: sequence episodes only: ``"one_hot"`` or ``"string"`` labels.
-        pairs_per_step: methods whose
-            :meth:`~fslearn.methods.FewShotMethod.training_sampler` draws pairs or triplets:
-            pairs (or triplets) per optimizer step; None for methods trained on episodes.
-            ``n_way``, ``k_shot``, ``n_query`` and ``tasks`` are then unused (validation still
-            uses ``val_*``, with ``val_shot=None`` meaning ``k_shot``).
-        batch_size: methods pre-trained as ordinary classifiers, whose ``training_sampler`` is
-            a :class:`~fslearn.data.LabelledBatchSampler` of class-balanced labelled
-            mini-batches: images per optimizer step; None for the others. The episode
-            fields are then unused, as for ``pairs_per_step``.
-        episodes: total number of training episodes (optimizer steps).
-        lr: initial learning rate; with ``lr_schedule="step"`` multiplied by ``lr_gamma`` every
-            ``lr_step`` episodes, with ``"linear"`` annealed linearly to 0 at the last episode
-            (Reptile's outer step size).
-        weight_decay: weight decay.
-        optimizer: ``"adam"`` or ``"sgd"`` (plain gradient steps: Reptile's outer update).
-        val_every: validate every this many episodes (0: never; the last state is the best).
-        val_episodes, val_way, val_shot, val_query: the validation episodes (``val_shot=None``
-            means ``k_shot``); the same episodes every time, so validations are comparable.
-            Sequence episodes validate with ``val_way`` classes of ``per_class`` drawings.
-        checkpoint_every: save the resumable state every this many episodes.
-        seed: initial weights (set by the caller), training and validation episodes.
-    """
-
-    n_way: int = 60
-    k_shot: int = 1
-    n_query: int = 5
-    tasks: int = 1
-    episodes: int = 20_000
-    lr: float = 1e-3
-    lr_step: int = 2_000
-    lr_gamma: float = 0.5
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    lr_schedule: str = "step"
-    val_every: int = 1_000
-    val_episodes: int = 600
-    val_way: int = 5
-    val_shot: int | None = None
-    val_query: int = 15
-    checkpoint_every: int = 500
-    seed: int = 0
-    per_class: int | None = None
-    labels: str = "one_hot"
-    pairs_per_step: int | None = None
-    batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        positive = ("n_way", "k_shot", "n_query", "tasks", "episodes", "lr_step",
-                    "val_episodes", "val_way", "val_query", "checkpoint_every")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainingConfig.{name} must be a positive integer, got "
-                                 f"{value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"TrainingConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                             f"got {self.optimizer!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"TrainingConfig.lr_schedule must be one of "
-                             f"{', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.per_class is not None and (not isinstance(self.per_class, int)
-                                           or self.per_class < 1):
-            raise ValueError(f"TrainingConfig.per_class must be a positive integer or None, got "
-                             f"{self.per_class!r}")
-        if self.pairs_per_step is not None and (not isinstance(self.pairs_per_step, int)
-                                                or self.pairs_per_step < 1):
-            raise ValueError(f"TrainingConfig.pairs_per_step must be a positive integer or None, "
-                             f"got {self.pairs_per_step!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int)
-                                            or self.batch_size < 1):
-            raise ValueError(f"TrainingConfig.batch_size must be a positive integer or None, "
-                             f"got {self.batch_size!r}")
-        if self.batch_size is not None and (self.pairs_per_step is not None
-                                            or self.per_class is not None):
-            raise ValueError("TrainingConfig.batch_size (labelled mini-batches) and "
-                             "pairs_per_step (pairs or triplets) or per_class (sequence "
-                             "episodes) shape different kinds of training batches: set one of "
-                             "them.")
-        if self.pairs_per_step is not None and self.per_class is not None:
-            raise ValueError("TrainingConfig.per_class (sequence episodes) and pairs_per_step "
-                             "(pairs or triplets) shape different kinds of training batches: "
-                             "set one of them.")
-        if self.labels not in LABEL_KINDS:
-            raise ValueError(f"TrainingConfig.labels must be one of {', '.join(LABEL_KINDS)}, "
-                             f"got {self.labels!r}")
-        if self.labels != "one_hot" and self.per_class is None:
-            raise ValueError(f"TrainingConfig.labels={self.labels!r} is for sequence episodes: "
-                             f"set per_class too.")
-        if self.val_every < 0:
-            raise ValueError(f"TrainingConfig.val_every must be >= 0, got {self.val_every}")
-        if not self.lr > 0 or not 0 < self.lr_gamma <= 1:
-            raise ValueError(f"lr must be > 0 and lr_gamma in (0, 1], got lr={self.lr}, "
-                             f"lr_gamma={self.lr_gamma}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown training config keys {sorted(unknown)}")
-        return cls(**values)
-
+__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig", "TrainingResult", "config_from_record",
+           "learning_rate", "train"]
 
 def learning_rate(config: TrainingConfig, episode: int) -> float:
     """Step decay, ``lr * lr_gamma ** (episode // lr_step)``, or linear annealing,
@@ -236,8 +123,8 @@ def train(
         train_data: training classes, or a task distribution with a ``sampler(k_shot, n_query,
             tasks, seed)`` method such as :class:`~fslearn.data.sinusoid.SinusoidRegression`
             (regression: no accuracy is logged, and no validation yet), or classes as sequence
-            episodes, :class:`~fslearn.data.sequences.SequenceTasks` (needs
-            ``config.per_class``).
+            episodes, :class:`~fslearn.data.sequences.SequenceTasks` (for a method that reads
+            them, with their ``per_class`` in ``config.sampler``).
         config: the run's hyper-parameters.
         out_dir: where ``last/`` (resumable state) and ``best/`` (best validation) go.
         val_data: validation classes; without them (or with ``val_every=0``) ``best`` is the
@@ -252,7 +139,10 @@ def train(
         callback: called as ``callback(episodes_done, loss)`` after every step.
     """
     out_dir = Path(out_dir)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ranks = world()  # one process unless started by torchrun (fslearn.distributed)
+    device = ranks.device(device)
+    if ranks.size > 1 and method.batch_statistics == "batch":
+        sync_batch_norm(method)  # batch norm over the whole step's batch, as on one process
     method.to(device)
     _check_trainable(method, train_data)
     optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
@@ -260,14 +150,17 @@ def train(
                                 weight_decay=config.weight_decay)
     validate = val_data is not None and config.val_every > 0
     sampler = _training_sampler(method, train_data, config)
-    validation = _validation(method, train_data, val_data, config, device) if validate else None
+    validation = (_validation(method, train_data, sampler, val_data, config, device)
+                  if validate else None)
     run = _Run(method, optimizer, config, device, record or {}, out_dir / "last",
-               out_dir / "best")
+               out_dir / "best", ranks)
     if resume and (run.last_dir / METADATA_FILE).is_file():
         run.state = _resume(method, optimizer, run.last_dir, config, device)
-    run.loop(sampler, validation, progress, callback)
+    ranks.barrier()  # every rank has read the saved state before rank 0 replaces it
+    ranks.broadcast(method)
+    run.loop(sampler, validation, progress and ranks.is_main, callback)
     state = run.state
-    if not validate and state["episode"] == config.episodes:
+    if not validate and state["episode"] == config.episodes and ranks.is_main:
         run.save(run.best_dir, False, {"train": state["history"][-1]}
                  if state["history"] else {})
     return TrainingResult(
@@ -284,7 +177,8 @@ def train(
 def _check_trainable(method: FewShotMethod,
                      train_data: FewShotDataset | SinusoidRegression | SequenceTasks) -> None:
     """Refuse a method without trainable parameters, and training data of the wrong kind for
-    the method's declared ``episode_kind``."""
+    the method's declared ``episode_kind`` (or, for a task distribution, its
+    ``regression_hparams``)."""
     if not any(p.requires_grad for p in method.parameters()):
         raise ValueError(
             f"{type(method).__name__} has no trainable parameters, so there is nothing to "
@@ -297,6 +191,10 @@ def _check_trainable(method: FewShotMethod,
     if isinstance(train_data, SequenceTasks) and not sequences:
         raise ValueError(f"{type(method).__name__} does not read sequence episodes; train it on "
                          f"the classes themselves, not on SequenceTasks.")
+    images = isinstance(train_data, FewShotDataset | SequenceTasks)
+    if not images and method.regression_hparams is None:  # declared by the method's class
+        raise ValueError(f"{type(method).__name__} classifies images, so it trains on a "
+                         f"FewShotDataset of classes, not on {type(train_data).__name__} tasks.")
 
 
 @dataclass
@@ -326,6 +224,7 @@ class _Run:
     record: dict[str, Any]
     last_dir: Path
     best_dir: Path
+    world: World = field(default_factory=World)
     state: dict[str, Any] = field(default_factory=lambda: {
         "episode": 0, "best_val_accuracy": None, "best_episode": None, "history": [],
         "training_seconds": 0.0})
@@ -353,9 +252,13 @@ class _Run:
         config, method = self.config, self.method
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, index)
-        episode = sampler.episode(index).to(self.device)
+        # every rank draws the whole batch i and keeps its share (one process: all of it)
+        episode = self.world.shard(sampler.episode(index)).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss, logits = method.training_step(episode)
+        counts = method.correct(logits, episode)
+        if self.world.size > 1:
+            loss, counts = self._average(loss, counts)
         self.optimizer.step()
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -363,7 +266,19 @@ class _Run:
                 f"The training loss became {loss_value} at episode {index}; lower the "
                 f"learning rate (now {learning_rate(config, index):g})."
             )
-        return loss_value, method.correct(logits, episode)
+        return loss_value, counts
+
+    def _average(self, loss: torch.Tensor, counts: tuple[int, int] | None
+                 ) -> tuple[torch.Tensor, tuple[int, int] | None]:
+        """The gradients, loss and right answers of all ranks' shares, averaged in the one
+        all-reduce of the step (:meth:`~fslearn.distributed.World.average_gradients`)."""
+        right, total = counts if counts is not None else (0, 0)
+        extra = torch.tensor([float(loss.detach()), right, total], dtype=torch.float64)
+        mean = self.world.average_gradients(list(self.method.parameters()), extra)
+        assert mean is not None
+        size = self.world.size
+        return mean[0], (None if counts is None
+                         else (round(float(mean[1]) * size), round(float(mean[2]) * size)))
 
     def loop(self, sampler: Any, validation: Callable[[FewShotMethod], Any] | None,
              progress: bool, callback: Callable[[int, float], None] | None) -> None:
@@ -406,6 +321,10 @@ class _Run:
             "train_loss": window.loss / max(1, done - _last_logged(state)),
             "train_accuracy": window.correct / window.total if window.total else None,
         }
+        if not self.world.is_main:  # rank 0 alone validates and writes; the others wait
+            state["history"].append(entry)
+            self.world.barrier()
+            return
         if validation is not None:
             result = validation(self.method)
             self.method.train()
@@ -421,64 +340,46 @@ class _Run:
             bar.set_postfix(loss=f"{entry['train_loss']:.3f}")
         state["history"].append(entry)
         self.save(self.last_dir, True, {"train": entry})
+        self.world.barrier()
 
 
 def _training_sampler(method: FewShotMethod,
                       train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
-                      config: TrainingConfig
-                      ) -> (EpisodeSampler | SinusoidSampler | SequenceSampler | PairSampler
-                            | TripletSampler | LabelledBatchSampler):
-    """The sampler of training batches: batch ``i`` is a pure function of ``(seed, i)``."""
-    if isinstance(train_data, SequenceTasks):
-        if config.per_class is None:
-            raise ValueError("Sequence episodes need TrainingConfig.per_class, the drawings of "
-                             "each class per episode (10 in Santoro et al.).")
-        return train_data.sampler(config.n_way, config.per_class, config.tasks, config.seed,
-                                  config.labels)
-    if config.per_class is not None:
-        raise ValueError(f"TrainingConfig.per_class shapes sequence episodes, but "
-                         f"{train_data.name} gives {type(train_data).__name__} episodes: wrap "
-                         f"the classes in SequenceTasks, or leave per_class None.")
+                      config: TrainingConfig) -> BatchSampler:
+    """The sampler of training batches: the method's own, else episodes of a dataset's classes
+    or a task distribution's tasks. Batch ``i`` is a pure function of ``(seed, i)``."""
+    unread = [name for name in config.sampler if name not in method.sampler_settings]
+    if unread:
+        reads = ", ".join(method.sampler_settings) or "none"
+        raise ValueError(f"TrainingConfig.sampler sets {', '.join(unread)}, which the sampler of "
+                         f"{method.name}'s training batches does not read (its settings: "
+                         f"{reads}): leave {'it' if len(unread) == 1 else 'them'} out.")
+    own = method.training_sampler(train_data, config)
+    if own is not None:
+        return own
+    tasks = config.batch_size or 1
     if isinstance(train_data, FewShotDataset):
-        batch = config.pairs_per_step if config.batch_size is None else config.batch_size
-        own = method.training_sampler(train_data, batch, config.seed)
-        if own is not None:  # a method that learns from pairs, triplets or labelled images
-            labelled = isinstance(own, LabelledBatchSampler)
-            if labelled != (config.batch_size is not None):
-                wanted, given = (("batch_size", "pairs_per_step") if labelled
-                                 else ("pairs_per_step", "batch_size"))
-                raise ValueError(f"{method.name} learns from "
-                                 f"{'labelled mini-batches' if labelled else 'pairs or triplets'}"
-                                 f": set TrainingConfig.{wanted}, not {given}.")
-            return own
         return EpisodeSampler(train_data, config.n_way, config.k_shot, config.n_query,
-                              tasks=config.tasks, seed=config.seed)
-    if config.batch_size is not None:
-        raise ValueError(f"TrainingConfig.batch_size sizes mini-batches of a dataset's images, "
-                         f"but {train_data.name} gives {type(train_data).__name__} tasks: leave "
-                         f"it None.")
-    if config.pairs_per_step is not None:
-        raise ValueError(f"TrainingConfig.pairs_per_step sizes batches of pairs of a dataset's "
-                         f"images, but {train_data.name} gives {type(train_data).__name__} "
-                         f"tasks: leave it None.")
-    return train_data.sampler(config.k_shot, config.n_query, config.tasks, config.seed)
+                              tasks=tasks, seed=config.seed)
+    return train_data.sampler(config.k_shot, config.n_query, tasks, config.seed)
 
 
 def _validation(method: FewShotMethod,
                 train_data: FewShotDataset | SinusoidRegression | SequenceTasks,
-                val_data: FewShotDataset | SequenceTasks | None, config: TrainingConfig,
-                device: torch.device
+                sampler: BatchSampler, val_data: FewShotDataset | SequenceTasks | None,
+                config: TrainingConfig, device: torch.device
                 ) -> Callable[[FewShotMethod], EvaluationResult | SequenceResult]:
     """The validation of this run, as a function of the method: the same episodes every time.
-    Impossible validation episodes fail here, not after the first thousand training episodes."""
-    if isinstance(train_data, SequenceTasks) and config.per_class is not None:
+    Impossible validation episodes fail here, not after the first thousand training episodes.
+    Sequence episodes are validated as the training ones are shaped (``sampler``'s)."""
+    if isinstance(train_data, SequenceTasks) and isinstance(sampler, SequenceSampler):
         tasks = (val_data if isinstance(val_data, SequenceTasks)
                  else train_data.with_dataset(val_data) if isinstance(val_data, FewShotDataset)
                  else None)
         if tasks is None:
             raise ValueError("Validation of sequence episodes needs a FewShotDataset of classes "
                              "(or SequenceTasks).")
-        per_class, labels = config.per_class, config.labels
+        per_class, labels = sampler.per_class, sampler.labels
         tasks.sampler(config.val_way, per_class, 1, labels=labels)
         shape = tasks.model_shape(config.val_way, labels)
         built = (method.hparams.get("input_features"), method.hparams.get("num_outputs"))
@@ -507,17 +408,25 @@ def _last_logged(progress_state: dict[str, Any]) -> int:
     return history[-1]["episode"] if history else 0
 
 
+def _comparable(config: TrainingConfig) -> dict[str, Any]:
+    """What a resumed run must share with the saved one, by name (the sampler's settings
+    among the fields, which they may not shadow): all but ``episodes``, which may grow. A
+    ``batch_size`` of None is one episode or task per step, the only runs that train with it."""
+    values = config.to_dict()
+    del values["episodes"]
+    values["batch_size"] = values["batch_size"] or 1
+    return {**values.pop("sampler"), **values}
+
+
 def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: Path,
             config: TrainingConfig, device: torch.device) -> dict[str, Any]:
     checkpoint = read_checkpoint(last_dir)
-    # a run saved before a config field existed had that field's default
-    defaults = {f.name: f.default for f in fields(TrainingConfig)}
-    saved = {**defaults, **checkpoint.metadata.get("config", {})}
-    mine = config.to_dict()
-    saved.pop("episodes", None)
-    mine.pop("episodes")
+    # a record of any age: the fields it lacks had their defaults, old fields are mapped
+    saved = _comparable(config_from_record(checkpoint.metadata.get("config", {})))
+    mine = _comparable(config)
     if saved != mine:
-        changed = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        changed = {k: (saved.get(k), mine.get(k)) for k in {**saved, **mine}
+                   if saved.get(k) != mine.get(k)}
         raise ValueError(
             f"{last_dir.parent} holds a run with another config (saved, requested): "
             f"{json.dumps(changed)}. Train into a new folder, or pass resume=False "

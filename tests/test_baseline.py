@@ -285,21 +285,16 @@ def test_the_loop_refuses_mismatched_methods_and_configs(tmp_path, omniglot_smal
                        r"episodes: set TrainingConfig\.batch_size \(Chen et al\.: 16\)"):
         train(_fresh(), omniglot_small, TrainingConfig(episodes=1, val_every=0), tmp_path,
               progress=False)
-    with pytest.raises(ValueError, match="baselinepp learns from labelled mini-batches: set "
-                       r"TrainingConfig\.batch_size, not pairs_per_step"):
-        train(_fresh(), omniglot_small, TrainingConfig(episodes=1, val_every=0,
-                                                       pairs_per_step=8), tmp_path,
-              progress=False)
-    with pytest.raises(ValueError, match="siamese learns from pairs or triplets: set "
-                       r"TrainingConfig\.pairs_per_step, not batch_size"):
-        train(SiameseNetwork(), omniglot_small, TrainingConfig(episodes=1, val_every=0,
-                                                               batch_size=8), tmp_path,
-              progress=False)
-    with pytest.raises(ValueError, match="protonet learns from N-way K-shot episodes: leave it "
-                       "None"):
-        train(PrototypicalNetwork(), omniglot_small, TrainingConfig(episodes=1, val_every=0,
-                                                                    batch_size=8),
-              tmp_path, progress=False)
+    # one batch_size, counted by each method's sampler (images here, pairs or episodes there):
+    # the settings of another kind of batch are what is refused
+    for method in (_fresh(), SiameseNetwork(), PrototypicalNetwork()):
+        with pytest.raises(ValueError, match=rf"TrainingConfig\.sampler sets labels, per_class, "
+                           rf"which the sampler of {method.name}'s training batches does not "
+                           r"read \(its settings: none\): leave them out\."):
+            train(method, omniglot_small, TrainingConfig(episodes=1, val_every=0, batch_size=8,
+                                                         sampler={"labels": "one_hot",
+                                                                  "per_class": 2}),
+                  tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"built with a classifier over 4112 classes, but "
                        r"omniglot/vinyals/val\[80 classes\] has 80: build it with "
                        r"num_classes=80"):

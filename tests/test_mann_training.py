@@ -19,7 +19,7 @@ from fslearn.methods import METHODS, build_method
 from fslearn.methods.mann import MANN, LSTMBaseline, accuracy_by_presentation
 from fslearn.methods.protonet import PrototypicalNetwork
 from fslearn.results import PAPER_RESULTS
-from fslearn.training import TrainingConfig, train
+from fslearn.training import TrainingConfig, config_from_record, train
 
 #: a tiny model: the tests check the plumbing, not learning
 TINY = {"controller_size": 6, "memory_slots": 6, "memory_width": 3, "read_heads": 2}
@@ -94,7 +94,7 @@ def test_the_loop_refuses_mismatched_models_episodes_and_configs(tmp_path):
         train(_model("mann", tasks), tasks.dataset, config, tmp_path, progress=False)
     with pytest.raises(ValueError, match="does not read sequence episodes"):
         train(PrototypicalNetwork(), tasks, config, tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"need TrainingConfig\.per_class"):
+    with pytest.raises(ValueError, match=r"need per_class in TrainingConfig\.sampler"):
         train(_model("mann", tasks), tasks, TrainingConfig(n_way=3, episodes=1, val_every=0),
               tmp_path, progress=False)
     with pytest.raises(ValueError, match="validation episodes need"):
@@ -162,10 +162,10 @@ def mann_run(tmp_path_factory):
 
 def test_command_line_train_evaluate_report(mann_run, tmp_path, capsys):
     record = load_checkpoint(mann_run / "best")[1]
-    config = record["config"]
-    assert (config["n_way"], config["per_class"], config["tasks"], config["labels"]) == (
-        5, 10, 2, "one_hot")
-    assert config["lr_gamma"] == 1.0  # sequence models keep a constant rate by default
+    config = config_from_record(record["config"])
+    assert (config.n_way, config.sampler["per_class"], config.batch_size,
+            config.sampler["labels"]) == (5, 10, 2, "one_hot")
+    assert config.lr_gamma == 1.0  # sequence models keep a constant rate by default
     assert record["hparams"]["input_features"] == 20 * 20 + 5
     assert record["data"]["sequence"]["image_size"] == 20
     assert (mann_run / "last" / "checkpoint.json").is_file()
@@ -271,6 +271,10 @@ def test_shipped_sequence_checkpoints_record_and_reproduce_their_figures(name):
     config = record["config"]
     assert (config["n_way"], config["per_class"], config["tasks"], config["labels"]) == (
         5, 10, 16, "one_hot")
+    assert config_from_record(config) == TrainingConfig(
+        n_way=5, batch_size=16, sampler={"per_class": 10, "labels": "one_hot"},
+        **{k: v for k, v in config.items()
+           if k not in ("n_way", "tasks", "per_class", "labels", "pairs_per_step", "batch_size")})
     assert record["data"]["sequence"]["image_size"] == 20
     assert {"seed", "hardware", "training_seconds", "device", "episode"} <= set(record)
     history = json.loads((folder / "history.json").read_text())

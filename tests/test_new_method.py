@@ -134,3 +134,16 @@ def test_predict_on_image_folders(trained, omniglot_test, tmp_path, capsys):
     names = {path.name for path in (tmp_path / "support").iterdir()}
     assert len(output["predictions"]) == 8
     assert {p["label"] for p in output["predictions"]} <= names
+
+
+def test_register_refuses_training_defaults_that_no_run_has():
+    # "tasks" was a TrainingConfig field before batch_size replaced it: a method declaring it
+    # would silently train with one episode per step
+    class OldDefaults(MetricMethod):
+        name = "old-defaults"
+        training_defaults: ClassVar = {"n_way": 5, "tasks": 60}
+
+    with pytest.raises(ValueError, match=r"^OldDefaults.training_defaults names tasks, which "
+                                         r"no run has: use TrainingConfig's fields \(.*batch_size"):
+        register(OldDefaults)
+    assert "old-defaults" not in METHODS

@@ -271,8 +271,14 @@ def test_transparent_and_rgb_stored_grey_images(tmp_path):
 def test_every_option_has_help_with_its_default(capsys):
     parser = _parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subcommands.choices) == {"train", "evaluate", "report", "predict", "checkpoints"}
-    for name, sub in subcommands.choices.items():
+    assert set(subcommands.choices) == {"train", "evaluate", "report", "predict", "checkpoints",
+                                        "data", "results", "challenge"}
+    parsers = dict(subcommands.choices)
+    datasets = next(a for a in parsers["data"]._actions
+                    if isinstance(a, argparse._SubParsersAction))  # fslearn data DATASET
+    parsers.update({f"data {k}": p for k, p in datasets.choices.items()})
+    assert "data glyphs" in parsers
+    for name, sub in parsers.items():
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
                 continue

@@ -31,7 +31,7 @@ from fslearn.methods.siamese import (
 )
 from fslearn.prediction import predict
 from fslearn.results import PAPER_RESULTS
-from fslearn.training import TrainingConfig, train
+from fslearn.training import TrainingConfig, config_from_record, train
 
 
 class Identity(nn.Module):
@@ -326,14 +326,19 @@ def test_training_lowers_the_loss_on_held_out_pairs(loss, omniglot_small, tmp_pa
 
 def test_the_loop_refuses_mismatched_methods_and_configs(tmp_path, omniglot_small):
     with pytest.raises(ValueError, match="learns from pairs, not episodes: set "
-                       r"TrainingConfig\.pairs_per_step"):
+                       r"TrainingConfig\.batch_size, the pairs per step"):
         train(_fresh("bce"), omniglot_small, TrainingConfig(episodes=1, val_every=0), tmp_path,
               progress=False)
-    with pytest.raises(ValueError, match="protonet learns from N-way K-shot episodes: leave it "
-                       "None"):
-        train(PrototypicalNetwork(), omniglot_small, TrainingConfig(episodes=1, val_every=0,
-                                                                    pairs_per_step=4),
-              tmp_path, progress=False)
+    # one batch_size: the old keyword is the pairs of a step here, the episodes of one there
+    assert TrainingConfig(pairs_per_step=4) == TrainingConfig(batch_size=4)
+    # the settings of another kind of batch are refused, by a Siamese network as by ProtoNet
+    for method in (_fresh("bce"), PrototypicalNetwork()):
+        with pytest.raises(ValueError, match=rf"TrainingConfig\.sampler sets per_class, which "
+                           rf"the sampler of {method.name}'s training batches does not read "
+                           r"\(its settings: none\): leave it out"):
+            train(method, omniglot_small, TrainingConfig(episodes=1, val_every=0, batch_size=4,
+                                                         sampler={"per_class": 4}),
+                  tmp_path, progress=False)
     with pytest.raises(ValueError, match="pairs_per_step must be a positive integer or None, "
                        "got 0"):
         TrainingConfig(pairs_per_step=0)
@@ -374,7 +379,7 @@ def test_command_line_train_evaluate_report_predict(siamese_run, omniglot_test, 
     record = load_checkpoint(siamese_run / "best")[1]
     assert record["hparams"] == {"in_channels": 1, "image_size": 28, "loss": "contrastive",
                                  "margin": 2.0}
-    assert record["config"]["pairs_per_step"] == 8
+    assert config_from_record(record["config"]).batch_size == 8  # pairs per step
     assert read_checkpoint(siamese_run / "last").metadata["episode"] == 3
     assert record["command"].startswith("fslearn train siamese --loss contrastive")
     capsys.readouterr()

@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # this checkout's fslearn, whichever is installed
+    sys.path.insert(0, str(ROOT))
+
+from fslearn.training_config import config_from_record  # noqa: E402
+
 README = ROOT / "README.md"
 PRETRAINED = ROOT / "fslearn" / "pretrained"
 BENCHMARKS = ROOT / "benchmarks" / "results"
@@ -91,7 +96,8 @@ def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
         for k_shot in (1, 5):
             row = by_setting.get((n_way, k_shot))
             cells += [_percent(row), _paper(row.get("paper_accuracy") if row else None)]
-        rows.append([f"`{name}`", f"{record['episode']} x {record['config']['tasks']}", *cells])
+        tasks = config_from_record(record["config"]).batch_size
+        rows.append([f"`{name}`", f"{record['episode']} x {tasks}", *cells])
     return _table(["checkpoint", "outer steps x tasks", f"{n_way}-way 1-shot", "paper",
                    f"{n_way}-way 5-shot", "paper"], rows)
 
@@ -130,7 +136,8 @@ def mann_table() -> str:
         record, results = _load(name)
         by_presentation = {row["presentation"]: row for row in results["results"]}
         chosen = [by_presentation[p] for p in presentations]
-        rows.append([f"`{name}`", f"{record['episode']:,} x {record['config']['tasks']}",
+        episodes = config_from_record(record["config"]).batch_size
+        rows.append([f"`{name}`", f"{record['episode']:,} x {episodes}",
                      f"{record['training_seconds'] / 3600:.1f} h",
                      *[_percent(row, digits=1) for row in chosen]])
         rows.append([f"{label}, Santoro et al.", "", "", *[_paper(row["paper_accuracy"])

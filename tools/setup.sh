@@ -12,7 +12,7 @@ fi
 # torch==2.13.0 is the CPU build available as a local file on these machines; the package
 # itself only asks for torch>=2.3, so users elsewhere get whatever build suits them.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,book]'
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,book,glyphs,federated,interpret]'
 
 # Headless Chromium for the browser test of the built book (Debian's package; CI runs as root).
 if ! command -v chromium >/dev/null; then
@@ -20,6 +20,16 @@ if ! command -v chromium >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "Chromium is missing: run 'sudo apt-get install chromium' for the browser test." >&2
+  fi
+fi
+
+# Debian's Noto fonts: about 130 more scripts for `fslearn data glyphs` (without them it draws
+# only the scripts of matplotlib's DejaVu fonts, and says so).
+if [ ! -d /usr/share/fonts/truetype/noto ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-core >/dev/null
+  else
+    echo "fonts-noto-core is missing: run 'sudo apt-get install fonts-noto-core' for the full printed-glyph dataset." >&2
   fi
 fi
 

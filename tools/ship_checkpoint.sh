@@ -5,8 +5,10 @@
 #
 # copies RUN_FOLDER/best (default runs/NAME) to fslearn/pretrained/NAME, writes the run's training
 # history (from RUN_FOLDER/last) beside it as history.json, and writes its test figures over 1000
-# episodes with `fslearn report NAME --episodes 1000 --write` (one thread, so that the time and
-# the figures do not depend on the cores free). The old copy is replaced only once the new one is
+# episodes with `fslearn report NAME --episodes 1000 --write --write-episodes` (one thread, so that
+# the time and the figures do not depend on the cores free): results.json, and episodes.json with
+# the right answers of every test episode (for comparisons on the same episodes) and the test time
+# per episode. The old copy is replaced only once the new one is
 # complete. Needs FSLEARN_DATA (and FSLEARN_CACHE) like every command that reads Omniglot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +34,4 @@ with open(sys.argv[2], "w") as out:
 PY
 rm -rf "$target"
 mv "$target.tmp" "$target"
-OMP_NUM_THREADS=1 "$python" -m fslearn report "$name" --episodes 1000 --write
+OMP_NUM_THREADS=1 "$python" -m fslearn report "$name" --episodes 1000 --write --write-episodes

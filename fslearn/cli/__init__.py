@@ -1,10 +1,13 @@
-"""The fslearn command: train, evaluate, report, predict and list checkpoints.
+"""The fslearn command: train, evaluate, report, predict, list checkpoints, tabulate them, score
+Lake's one-shot challenge and build datasets.
 
 examples:
     fslearn train protonet --protocol vinyals --way 60 --shot 1 --query 5 --episodes 20000
     fslearn evaluate protonet-omniglot --way 5 --shot 1 --episodes 1000 --json
     fslearn report protonet-omniglot --write
     fslearn checkpoints
+    fslearn results
+    fslearn challenge protonet-omniglot
   memory-augmented networks, on sequence episodes (5-way, 10 drawings per class, batch 16):
     fslearn train mann --episodes 100000 --threads 1
     fslearn evaluate runs/mann-vinyals-5w10d-one_hot-seed0 --json
@@ -18,6 +21,9 @@ examples:
     fslearn train protonet --data my_train/ --val-data my_val/ --way 5 --shot 1 --query 5
     fslearn evaluate runs/my-run --data my_test/ --way 5 --shot 1 --query 5
     fslearn predict protonet-omniglot --support my_classes/ --query new_images/
+  printed letters of many scripts, drawn from fonts (a test of domain shift):
+    fslearn data glyphs --out glyphs/
+    fslearn evaluate protonet-omniglot --data glyphs/ --way 5 --shot 1
 
 Run `fslearn COMMAND --help` for the options of a command.
 """
@@ -31,7 +37,7 @@ from collections.abc import Sequence
 from fslearn import __version__
 from fslearn._system import keep_freed_memory
 from fslearn.checkpoints import CheckpointError
-from fslearn.cli import checkpoints, evaluate, predict, report, train
+from fslearn.cli import challenge, checkpoints, data, evaluate, predict, report, results, train
 from fslearn.data.download import DownloadError
 from fslearn.data.errors import DataError, one_line
 from fslearn.data.omniglot import DataNotFoundError
@@ -46,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fslearn {__version__}",
                         help="print the version of fslearn and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, evaluate, report, predict, checkpoints):
+    for module in (train, evaluate, report, predict, checkpoints, results, challenge, data):
         module.add_parser(commands)
     return parser
 
@@ -67,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report.run(args, argv)
         if args.command == "predict":
             return predict.run(args)
+        if args.command == "data":
+            return data.run(args, argv)
+        if args.command == "results":
+            return results.run(args)
+        if args.command == "challenge":
+            return challenge.run(args)
         return checkpoints.run(args)
     except (CheckpointError, DataError, DataNotFoundError, DownloadError, ValueError, OSError,
             FloatingPointError) as error:

@@ -37,6 +37,7 @@ from fslearn.evaluation import (
 from fslearn.evaluation.sequences import SHOT_EQUIVALENTS as SHOT_EQUIVALENTS
 from fslearn.evaluation.sequences import shot_equivalents
 from fslearn.methods import FewShotMethod
+from fslearn.training_config import config_from_record
 
 __all__ = ["add_parser", "run"]
 
@@ -86,12 +87,14 @@ def evaluate_sequence_checkpoint(args: argparse.Namespace, record: dict[str, Any
                          f"model, tested on --way classes x --per-class drawings (default: the "
                          f"checkpoint's): leave {pronoun} out.")
     method, dataset, device = load_for_eval(args)
-    config = record.get("config", {})
+    # a record of any age; one without a config was made by hand: Santoro et al.'s episodes
+    config = config_from_record({"n_way": 5, **record.get("config", {})})
     tasks = SequenceTasks(dataset, **record.get("data", {}).get("sequence", {}))
     result = evaluate_sequences(
-        method, tasks, getattr(args, "way", None) or int(config.get("n_way", 5)),
-        args.per_class or int(config.get("per_class") or 10), config.get("labels", "one_hot"),
-        args.episodes, seed=args.seed, device=device, progress=args.progress)
+        method, tasks, getattr(args, "way", None) or config.n_way,
+        args.per_class or config.sampler.get("per_class", 10),
+        config.sampler.get("labels", "one_hot"), args.episodes, seed=args.seed, device=device,
+        progress=args.progress)
     return method, result, device
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fslearn._system import describe_hardware
 from fslearn.checkpoints import (
     load_checkpoint,
@@ -29,11 +31,22 @@ from fslearn.cli._args import (
     torch_device,
 )
 from fslearn.cli.evaluate import evaluate_sequence_checkpoint, print_shot_equivalents
+from fslearn.data.sequences import SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.evaluation import SHOT_EQUIVALENT_NOTE, classification, regression, sequences
-from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS
+from fslearn.evaluation.timing import (
+    TIMING_NOTE,
+    seconds_per_episode,
+    seconds_per_sequence_episode,
+)
+from fslearn.results import PAPER_DATASET, PAPER_RESULTS, STANDARD_SETTINGS
+from fslearn.results_table import EPISODES_FILE, episodes_entry, timing_record
+from fslearn.training_config import config_from_record
 
 __all__ = ["add_parser", "run"]
+
+#: episodes timed for the test time per episode stored by --write-episodes
+TIMING_REPEATS = 5
 
 
 def add_parser(commands: Any) -> None:
@@ -46,6 +59,11 @@ def add_parser(commands: Any) -> None:
     rp.add_argument("--write", action="store_true",
                     help="store the figures as results.json in the checkpoint folder "
                     "(default: only print them)")
+    rp.add_argument("--write-episodes", action="store_true",
+                    help="store each setting's per-episode right answers and the test time per "
+                    "episode as episodes.json in the checkpoint folder, for comparisons on the "
+                    "same episodes (fslearn results; the book's chapter 8); results.json is "
+                    "written only with --write (default: neither is stored)")
     rp.add_argument("--json", action="store_true",
                     help="print one JSON object (default: a table)")
 
@@ -55,7 +73,7 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     the checkpoint's K support points, 100 query points per task."""
     device = torch_device(args.device)
     method, record = load_checkpoint(args.checkpoint, device)
-    k_shot = int(record["config"]["k_shot"])
+    k_shot = config_from_record(record["config"]).k_shot
     paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
     rows = regression.report_rows(method, SinusoidRegression(), k_shot, paper, args.episodes,
                                   args.seed)
@@ -108,7 +126,29 @@ def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path
     if args.write:
         write_json_atomically(folder / "results.json", report)
         print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
+    if args.write_episodes:
+        tasks = SequenceTasks(load_for_eval(args)[1], **record.get("data", {}).get("sequence", {}))
+        seconds = seconds_per_sequence_episode(method, tasks, result.n_way, result.per_class,
+                                               result.labels, TIMING_REPEATS, args.seed, device)
+        _write_episodes(folder, argv, device, [episodes_entry(
+            {**result.to_dict(per_episode=True), "seconds_per_episode": seconds})])
     return 0
+
+
+def _write_episodes(folder: Path, argv: Sequence[str], device: torch.device,
+                    settings: list[dict[str, Any]]) -> None:
+    """episodes.json: each setting's right answers per episode and its test time per episode."""
+    command_line = shlex.join(["fslearn", *argv])
+    hardware = describe_hardware(device)
+    write_json_atomically(folder / EPISODES_FILE, {
+        "checkpoint": folder.name,
+        "command": command_line,
+        "hardware": hardware,
+        "timing": timing_record(TIMING_NOTE.format(repeats=TIMING_REPEATS), command_line,
+                                hardware),
+        "settings": settings,
+    }, indent=None)
+    print(f"Wrote {folder / EPISODES_FILE}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -119,6 +159,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return _sequence_report(args, argv, folder, record)
     check_episodes(args.episodes)
     if record.get("data", {}).get("dataset") == "sinusoid":
+        if args.write_episodes:
+            raise ValueError(f"--write-episodes stores the right answers of classification and "
+                             f"sequence episodes, but {folder.name} is a sinusoid regression "
+                             f"model: leave it out.")
         rows, citation, hardware = _regression_report(args)
         report = {"checkpoint": folder.name, "command": shlex.join(["fslearn", *argv]),
                   "paper": citation, "hardware": hardware, "results": rows}
@@ -136,9 +180,20 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
         return 0
     method, dataset, device = load_for_eval(args)
+    # the papers' figures are for the Vinyals split (shown beside any of its sets, as before);
+    # a Lake-protocol or own-data test set has none beside it
+    vinyals = PAPER_DATASET.rsplit("/", 1)[0] + "/"
+    paper = PAPER_RESULTS.get(method.name, {}) if dataset.name.startswith(vinyals) else {}
     rows = classification.report_rows(
-        method, dataset, STANDARD_SETTINGS, PAPER_RESULTS.get(method.name, {}), args.query,
-        args.episodes, args.seed, device, args.progress)
+        method, dataset, STANDARD_SETTINGS, paper, args.query, args.episodes, args.seed, device,
+        args.progress, per_episode=args.write_episodes)
+    if args.write_episodes:
+        _write_episodes(folder, argv, device, [episodes_entry({
+            **row, "seconds_per_episode": seconds_per_episode(
+                method, dataset, row["n_way"], row["k_shot"], row["n_query"], TIMING_REPEATS,
+                args.seed, device)}) for row in rows])
+        for row in rows:
+            del row["per_episode"]
     report = {
         "checkpoint": folder.name,
         "command": shlex.join(["fslearn", *argv]),

@@ -36,6 +36,7 @@ from fslearn.data.dataset import FewShotDataset
 from fslearn.data.omniglot import PROTOCOLS, load_omniglot
 from fslearn.data.sequences import LABEL_KINDS, SequenceTasks
 from fslearn.data.sinusoid import SinusoidRegression
+from fslearn.distributed import world
 from fslearn.methods import METHODS, FewShotMethod, build_method
 from fslearn.methods.options import Family, Option, option_default
 from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
@@ -43,19 +44,20 @@ from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 __all__ = ["add_parser", "run"]
 
 #: command-line names of the shared options whose defaults a method may declare, and the
-#: TrainingConfig fields they set
-CONFIG_FIELDS = {"way": "n_way", "shot": "k_shot", "query": "n_query", "tasks": "tasks",
-                 "val_way": "val_way", "lr_gamma": "lr_gamma", "per_class": "per_class",
-                 "labels": "labels", "pairs_per_step": "pairs_per_step",
-                 "batch_size": "batch_size"}
+#: TrainingConfig fields they set (--tasks: the episodes or tasks of one step)
+CONFIG_FIELDS = {"way": "n_way", "shot": "k_shot", "query": "n_query", "tasks": "batch_size",
+                 "val_way": "val_way", "lr_gamma": "lr_gamma", "image_size": "image_size"}
 
 
 def _defaults(method: type[FewShotMethod]) -> dict[str, Any]:
-    """The training settings ``method`` runs with unless told otherwise, by argument name."""
-    config = asdict(TrainingConfig())
-    merged = {**config, "image_size": IMAGE_SIZE, **method.training_defaults}
-    return {name: merged.get(field) for name, field in {**CONFIG_FIELDS,
-                                                          "image_size": "image_size"}.items()}
+    """The training settings ``method`` runs with unless told otherwise, by argument name:
+    the shared options' and those of the method's options that are training settings."""
+    # one episode per step unless the method says otherwise
+    config = {**TrainingConfig().to_dict(), "batch_size": 1, "image_size": IMAGE_SIZE}
+    merged = {**config, **method.training_defaults}
+    return {**{name: merged[field] for name, field in CONFIG_FIELDS.items()},
+            **{option.dest: option_default(method, option) for option in method.cli_options
+               if not option.constructor}}
 
 
 def add_parser(commands: Any) -> None:
@@ -283,10 +285,9 @@ def _resolve(args: argparse.Namespace, method: type[FewShotMethod]) -> int | Non
         args.labels = labels
         if args.val_way is None:  # one-hot labels make a head of --way outputs
             args.val_way = args.way or defaults["way"]
-    for name in ("way", "shot", "query", "tasks", "val_way", "lr_gamma", "per_class",
-                 "pairs_per_step", "batch_size", "image_size"):
+    for name, default in defaults.items():
         if getattr(args, name) is None:
-            setattr(args, name, defaults[name])
+            setattr(args, name, default)
     if not sequences:
         return None
     size = args.image_size
@@ -378,17 +379,27 @@ def _training_data(args: argparse.Namespace) -> tuple[
         "val_split": val_split, "image_size": args.image_size}
 
 
-def _config(args: argparse.Namespace, val_data: object) -> TrainingConfig:
+def _config(args: argparse.Namespace, method: type[FewShotMethod], val_data: object
+            ) -> TrainingConfig:
+    """The run's TrainingConfig: the shared options, then the method's training settings
+    (a TrainingConfig field, such as the pairs or images of one step, or a sampler setting)."""
+    fields: dict[str, Any] = {"batch_size": args.tasks}
+    sampler: dict[str, Any] = {}
+    for option in method.cli_options:
+        if not option.constructor:
+            value = getattr(args, option.dest)
+            if option.config_field is None:
+                sampler[option.dest] = value
+            else:
+                fields[option.config_field] = value
     return TrainingConfig(
         n_way=1 if args.sinusoid else args.way, k_shot=args.shot, n_query=args.query,
-        tasks=args.tasks, episodes=args.episodes, lr=args.lr, lr_step=args.lr_step,
-        lr_gamma=args.lr_gamma,
+        episodes=args.episodes, lr=args.lr, lr_step=args.lr_step, lr_gamma=args.lr_gamma,
         weight_decay=args.weight_decay, optimizer=args.optimizer,
         lr_schedule=args.lr_schedule, val_every=args.val_every if val_data else 0,
         val_episodes=args.val_episodes, val_way=args.val_way, val_shot=args.val_shot,
         val_query=args.val_query, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        per_class=args.per_class, labels=args.labels or "one_hot",
-        pairs_per_step=args.pairs_per_step, batch_size=args.batch_size,
+        sampler=sampler, **fields,
     )
 
 
@@ -419,36 +430,42 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if sequence_size is not None:
         assert isinstance(train_data, FewShotDataset)  # --sinusoid was refused
         train_data = SequenceTasks(train_data, image_size=sequence_size)
-        # an impossible episode shape fails here, before the run is announced
-        train_data.sampler(args.way, args.per_class, args.tasks, labels=args.labels)
         data_record["sequence"] = {key: value for key, value in asdict(train_data).items()
                                    if key != "dataset"}
-    config = _config(args, val_data)
+    config = _config(args, method_class, val_data)
     out, episodes = _describe(args, method_class, config, data_record)
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, method_class, train_data, config))
-    for batch in (config.pairs_per_step, config.batch_size):
-        if batch is not None and isinstance(train_data, FewShotDataset):
-            # an impossible training batch fails here, before the run is announced
-            method.training_sampler(train_data, batch, config.seed)
+    # an impossible training batch fails here, before the run is announced
+    own = method.training_sampler(train_data, config)
+    steps = own is not None and isinstance(train_data, FewShotDataset)  # not episodes
     classes = (f"{train_data.num_classes} classes"
                if isinstance(train_data, FewShotDataset | SequenceTasks) else "generated tasks")
     record = {"command": shlex.join(["fslearn", *argv]), "data": data_record,
               "hardware": describe_hardware(device)}
-    print(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
+    ranks = world()  # several processes under torchrun: rank 0 alone speaks
+    if ranks.size > 1:
+        record["processes"] = ranks.size
+    say = print if ranks.is_main else _silent
+    say(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
           f"{config.episodes} "
-          f"{'steps' if config.pairs_per_step or config.batch_size else 'episodes'}, into {out}",
+          f"{'steps' if steps else 'episodes'}, into {out}",
           file=sys.stderr)
     try:
         result = train(method, train_data, config, out, val_data, resume=not args.no_resume,
                        device=device, progress=not args.no_progress, record=record)
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to resume from the last saved state "
+        say(f"\nInterrupted. Run the same command again to resume from the last saved state "
               f"in {out / 'last'} (saved every {config.checkpoint_every} episodes).",
               file=sys.stderr)
         return 130
     best = (f", best validation accuracy {100 * result.best_val_accuracy:.2f}%"
             if result.best_val_accuracy is not None else "")
-    print(f"Done: {result.episodes} episodes in {result.training_seconds:.0f} s{best}. "
-          f"Best checkpoint: {result.best}")
+    say(f"Done: {result.episodes} episodes in {result.training_seconds:.0f} s{best}. "
+        f"Best checkpoint: {result.best}")
+    ranks.close()
     return 0
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """What ranks other than 0 print."""

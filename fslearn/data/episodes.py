@@ -9,6 +9,11 @@ single task (``tasks == 1``) are the same type.
 
 Episode ``i`` of a sampler depends only on ``(seed, i)``: training can resume at episode ``i`` and
 see exactly the episodes an uninterrupted run would have seen, and evaluation is reproducible.
+
+An episode may also carry *unlabelled* images (semi-supervised few-shot learning, Ren et al.
+2018): more images of the episode's classes, and images of *distractor* classes that are not
+among them, all without labels. The sampler draws them with ``unlabelled`` and ``distractors``;
+with both 0 (the default) it draws exactly the episodes it always did.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class Episode:
         query_y: ``[tasks, n_way*n_query]`` int64 episode labels.
         classes: ``[tasks, n_way]`` the dataset class behind each episode label.
         n_way: number of classes per task.
+        unlabelled_x: ``[tasks, n_unlabelled, ...]`` like ``support_x``: images given without
+            labels (of the episode's classes and of distractor classes, shuffled), or None.
     """
 
     support_x: Tensor
@@ -45,6 +52,7 @@ class Episode:
     query_y: Tensor
     classes: Tensor
     n_way: int
+    unlabelled_x: Tensor | None = None
 
     @property
     def tasks(self) -> int:
@@ -67,6 +75,8 @@ class Episode:
             query_y=self.query_y.to(device, non_blocking=True),
             classes=self.classes.to(device, non_blocking=True),
             n_way=self.n_way,
+            unlabelled_x=(None if self.unlabelled_x is None
+                          else self.unlabelled_x.to(device, non_blocking=True)),
         )
 
 
@@ -79,6 +89,10 @@ class EpisodeIndices:
         query: ``[tasks, n_way*n_query]`` dataset image indices, class-major order.
         classes: ``[tasks, n_way]`` dataset class of each episode label.
         k_shot, n_query: images per class in the support and query sets.
+        unlabelled: ``[tasks, n_unlabelled]`` dataset image indices of the unlabelled images
+            (shuffled, so their order says nothing of their class), or None.
+        distractors: ``[tasks, n_distractors]`` the distractor classes the unlabelled images
+            also come from (never among ``classes``), or None.
     """
 
     support: Tensor
@@ -86,6 +100,8 @@ class EpisodeIndices:
     classes: Tensor
     k_shot: int
     n_query: int
+    unlabelled: Tensor | None = None
+    distractors: Tensor | None = None
 
     @property
     def n_way(self) -> int:
@@ -103,8 +119,10 @@ class EpisodeIndices:
         with one row per dataset image, such as precomputed embeddings ``[num_images, D]``.
         """
         support_x, query_x = source[self.support], source[self.query]
+        unlabelled_x = None if self.unlabelled is None else source[self.unlabelled]
         if source.dtype == torch.uint8:
             support_x, query_x = to_float(support_x), to_float(query_x)
+            unlabelled_x = None if unlabelled_x is None else to_float(unlabelled_x)
         return Episode(
             support_x=support_x,
             support_y=self.labels(self.k_shot),
@@ -112,6 +130,7 @@ class EpisodeIndices:
             query_y=self.labels(self.n_query),
             classes=self.classes,
             n_way=self.n_way,
+            unlabelled_x=unlabelled_x,
         )
 
 
@@ -129,6 +148,12 @@ class EpisodeSampler:
             names of the options the caller took them from (e.g. the validation episodes'
             ``--val-way``, ``--val-shot``, ``--val-query``), so that a message names the one to
             change.
+        unlabelled: unlabelled images drawn from each of the episode's classes (besides its
+            support and query images, never one of them) and from each distractor class.
+        distractors: classes outside the episode that only contribute unlabelled images.
+
+    With ``unlabelled = distractors = 0`` (the default) the random draws are exactly those of a
+    sampler without them: adding the settings changed no existing episode.
 
     Raises:
         ValueError: if the request cannot be met by the dataset (too many classes, or too few
@@ -145,27 +170,38 @@ class EpisodeSampler:
         seed: int = 0,
         *,
         option_names: tuple[str, str, str] = ("n_way", "k_shot", "n_query"),
+        unlabelled: int = 0,
+        distractors: int = 0,
     ) -> None:
         way_name, shot_name, query_name = option_names
         for name, value in ((way_name, n_way), (shot_name, k_shot), (query_name, n_query),
                             ("tasks", tasks)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, value in (("unlabelled", unlabelled), ("distractors", distractors)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if distractors and not unlabelled:
+            raise ValueError(f"distractors={distractors} classes would give no image: they only "
+                             f"add unlabelled images, so set unlabelled (images per class) too.")
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if n_way > dataset.num_classes:
+        if n_way + distractors > dataset.num_classes:
+            wanted = f"{way_name}={n_way}" + (f" + distractors={distractors}" if distractors
+                                              else "")
             raise ValueError(
-                f"{way_name}={n_way} classes per episode were requested, but {dataset.name} has "
+                f"{wanted} classes per episode were requested, but {dataset.name} has "
                 f"only {dataset.num_classes} classes: lower {way_name} to at most "
-                f"{dataset.num_classes}."
+                f"{dataset.num_classes - distractors}."
             )
         table, counts = dataset.indices_by_class()
-        needed = k_shot + n_query
+        needed = k_shot + n_query + unlabelled
         smallest = int(torch.argmin(counts))
         if int(counts[smallest]) < needed:
             short = int((counts < needed).sum())
             raise ValueError(
-                f"{shot_name} + {query_name} = {k_shot} + {n_query} = {needed} images per class "
+                f"{shot_name} + {query_name}{' + unlabelled' * bool(unlabelled)} = {k_shot} + "
+                f"{n_query}{f' + {unlabelled}' * bool(unlabelled)} = {needed} images per class "
                 f"are needed, but class {dataset.class_names[smallest]!r} of {dataset.name} has "
                 f"only {int(counts[smallest])} images ({short} of {dataset.num_classes} classes "
                 f"have fewer than {needed}): lower {shot_name} or {query_name}, or leave those "
@@ -174,13 +210,16 @@ class EpisodeSampler:
         self.dataset = dataset
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
         self.tasks, self.seed = tasks, seed
+        self.unlabelled, self.distractors = unlabelled, distractors
         self._table = table.numpy()
         self._counts = counts.numpy()
 
     def __repr__(self) -> str:
         return (
             f"EpisodeSampler({self.dataset.name}, n_way={self.n_way}, k_shot={self.k_shot}, "
-            f"n_query={self.n_query}, tasks={self.tasks}, seed={self.seed})"
+            f"n_query={self.n_query}, tasks={self.tasks}, seed={self.seed}"
+            + (f", unlabelled={self.unlabelled}, distractors={self.distractors}"
+               if self.unlabelled else "") + ")"
         )
 
     def indices(self, episode_index: int) -> EpisodeIndices:
@@ -188,25 +227,35 @@ class EpisodeSampler:
         if episode_index < 0:
             raise ValueError(f"episode_index must be non-negative, got {episode_index}")
         rng = np.random.default_rng([self.seed, episode_index])
-        per_class = self.k_shot + self.n_query
+        per_class = self.k_shot + self.n_query + self.unlabelled
+        drawn = self.n_way + self.distractors
         width = self._table.shape[1]
-        classes = np.empty((self.tasks, self.n_way), dtype=np.int64)
-        chosen = np.empty((self.tasks, self.n_way, per_class), dtype=np.int64)
+        classes = np.empty((self.tasks, drawn), dtype=np.int64)
+        chosen = np.empty((self.tasks, drawn, per_class), dtype=np.int64)
+        unlabelled = np.empty((self.tasks, drawn * self.unlabelled), dtype=np.int64)
         for task in range(self.tasks):
-            classes[task] = rng.permutation(len(self._counts))[: self.n_way]
+            classes[task] = rng.permutation(len(self._counts))[:drawn]
             # A random key per image, +inf for padding slots: sorting the keys gives a uniformly
             # random subset of each class without a Python loop over classes.
-            keys = rng.random((self.n_way, width))
+            keys = rng.random((drawn, width))
             keys[np.arange(width)[None, :] >= self._counts[classes[task]][:, None]] = np.inf
             picks = np.argsort(keys, axis=1)[:, :per_class]
             chosen[task] = np.take_along_axis(self._table[classes[task]], picks, axis=1)
-        chosen_t = torch.from_numpy(chosen)
+            if self.unlabelled:
+                # the last `unlabelled` picks of every class (episode and distractor), shuffled
+                # so that their order gives nothing away
+                unlabelled[task] = rng.permutation(chosen[task, :, -self.unlabelled:].ravel())
+        chosen_t = torch.from_numpy(chosen[:, : self.n_way])
         return EpisodeIndices(
             support=chosen_t[:, :, : self.k_shot].reshape(self.tasks, -1),
-            query=chosen_t[:, :, self.k_shot :].reshape(self.tasks, -1),
-            classes=torch.from_numpy(classes),
+            query=chosen_t[:, :, self.k_shot : self.k_shot + self.n_query].reshape(
+                self.tasks, -1),
+            classes=torch.from_numpy(classes[:, : self.n_way]),
             k_shot=self.k_shot,
             n_query=self.n_query,
+            unlabelled=torch.from_numpy(unlabelled) if self.unlabelled else None,
+            distractors=(torch.from_numpy(classes[:, self.n_way :]) if self.unlabelled
+                         else None),
         )
 
     def episode(self, episode_index: int) -> Episode:

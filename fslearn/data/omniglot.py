@@ -370,13 +370,20 @@ def _list_drawings(archive: _Archive) -> list[tuple[str, str, str]]:
     return sorted(drawings)
 
 
+def omniglot_pixels(image: Image.Image, image_size: int) -> np.ndarray:
+    """``[image_size, image_size]`` uint8 of a black-on-white drawing as the models see Omniglot:
+    greyscale, resized (Lanczos), inverted so that ink is 255 and the background 0. Lake's
+    one-shot runs (:mod:`fslearn.data.lake`) are prepared by the same function."""
+    grey = image.convert("L")
+    if grey.size != (image_size, image_size):
+        grey = grey.resize((image_size, image_size), Image.Resampling.LANCZOS)
+    return 255 - np.asarray(grey, dtype=np.uint8)
+
+
 def _decode(archive: _Archive, member: str, data: bytes, image_size: int) -> np.ndarray:
     try:
         with Image.open(BytesIO(data)) as image:
-            grey = image.convert("L")
-            if grey.size != (image_size, image_size):
-                grey = grey.resize((image_size, image_size), Image.Resampling.LANCZOS)
-            return 255 - np.asarray(grey, dtype=np.uint8)
+            return omniglot_pixels(image, image_size)
     except _DECODE_ERRORS as error:
         raise DataError(
             f"{archive.where(member)} could not be decoded as an image ({_error_text(error)}); "

@@ -74,6 +74,9 @@ def evaluate(
     embed_once: bool | None = None,
     embeddings: Tensor | None = None,
     progress: bool = False,
+    *,
+    unlabelled: int = 0,
+    distractors: int = 0,
 ) -> EvaluationResult:
     """Mean query accuracy of ``method`` over ``episodes`` test episodes, with its 95% CI.
 
@@ -94,13 +97,17 @@ def evaluate(
         embeddings: ``embed_dataset(method, dataset)`` computed beforehand, to evaluate several
             episode shapes without embedding the images again (implies ``embed_once``).
         progress: show a progress bar.
+        unlabelled, distractors: give each episode unlabelled images, this many of each of its
+            classes and of each of ``distractors`` other classes (semi-supervised episodes,
+            :class:`~fslearn.data.episodes.EpisodeSampler`); 0 (the default) for none, and the
+            episodes are then exactly those drawn without these settings.
     """
     check_interval_episodes(episodes)
     accuracies = [
         (predictions == query_y).float().mean(dim=1).cpu()
         for _, predictions, query_y in _predict_episodes(
             method, dataset, n_way, k_shot, n_query, episodes, seed, device, episodes_per_batch,
-            embed_once, embeddings, progress)
+            embed_once, embeddings, progress, unlabelled=unlabelled, distractors=distractors)
     ]
     per_episode = torch.cat(accuracies).double()
     return EvaluationResult(
@@ -163,6 +170,9 @@ def _predict_episodes(
     embed_once: bool | None,
     embeddings: Tensor | None,
     progress: bool,
+    *,
+    unlabelled: int = 0,
+    distractors: int = 0,
 ) -> Iterator[tuple[EpisodeIndices, Tensor, Tensor]]:
     """Yield ``(indices, predictions, query_y)`` for batches of the test episodes, in order.
 
@@ -178,7 +188,8 @@ def _predict_episodes(
         embed_once = method.embeds_once or embeddings is not None
     if embed_once and not method.embeds_once:
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
-    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed)
+    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed,
+                             unlabelled=unlabelled, distractors=distractors)
     with evaluation_mode(method):
         if embeddings is not None:
             source = embeddings.to(device)
@@ -202,6 +213,10 @@ def _stack(batch: list[EpisodeIndices]) -> EpisodeIndices:
         classes=torch.cat([b.classes for b in batch]),
         k_shot=batch[0].k_shot,
         n_query=batch[0].n_query,
+        unlabelled=(None if batch[0].unlabelled is None
+                    else torch.cat([b.unlabelled for b in batch])),  # type: ignore[misc]
+        distractors=(None if batch[0].distractors is None
+                     else torch.cat([b.distractors for b in batch])),  # type: ignore[misc]
     )
 
 
@@ -215,11 +230,13 @@ def report_rows(
     seed: int,
     device: torch.device | str | None = None,
     progress: bool = False,
+    per_episode: bool = False,
 ) -> list[dict[str, Any]]:
     """The rows of ``fslearn report`` for a classifier: :func:`evaluate`'s figures for each
     ``(n_way, k_shot)`` of ``settings`` the method can score (a method with a head of
     :attr:`~fslearn.methods.FewShotMethod.fixed_way` classes: its own ``n_way`` only), beside
-    ``paper_accuracy``, the published figure for that setting (None where there is none)."""
+    ``paper_accuracy``, the published figure for that setting (None where there is none);
+    ``per_episode``: each row also holds its episodes' accuracies (``"per_episode"``)."""
     rows: list[dict[str, Any]] = []
     # a method that sees images only through their embeddings (declared embeds_once) is
     # scored on embeddings computed once for all settings
@@ -233,5 +250,5 @@ def report_rows(
         result = evaluate(method, dataset, n_way, k_shot, n_query, episodes,
                           seed=seed, device=device, embeddings=embeddings,
                           progress=progress)
-        rows.append({**result.to_dict(), "paper_accuracy": paper.get((n_way, k_shot))})
+        rows.append({**result.to_dict(per_episode), "paper_accuracy": paper.get((n_way, k_shot))})
     return rows

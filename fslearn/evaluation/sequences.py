@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from fslearn._modes import evaluation_mode
 from fslearn.data.dataset import FewShotDataset
-from fslearn.data.sequences import SequenceTasks
+from fslearn.data.sequences import SequenceSampler, SequenceTasks
 from fslearn.evaluation.common import (
     PerEpisodeResult,
     check_interval_episodes,
@@ -139,19 +140,8 @@ def evaluate_sequences(
     _check_built_for(method, tasks, n_way, labels)
     if device is None:
         device = next(iter(method.parameters())).device
-    chunks = []
     with evaluation_mode(method):
-        for batch in tqdm(range(math.ceil(episodes / sampler.batch)), disable=not progress,
-                          desc="sequences", leave=False):
-            episode = sampler.episode(batch).to(device)
-            hits = correct_steps(method(episode), episode)
-            # each presentation of each class happens once per episode, so every cell of
-            # [episode, presentation] averages exactly n_way steps
-            which = episode.presentation - 1
-            right = torch.zeros(episode.batch, per_class, dtype=torch.float64, device=device)
-            right.scatter_add_(1, which, hits.double())
-            chunks.append((right / n_way).cpu())
-    per_episode = torch.cat(chunks)[:episodes]  # [episodes, per_class]
+        per_episode = _accuracy_by_episode(method, sampler, episodes, device, progress)
     overall = per_episode.mean(1)
     return SequenceResult(
         accuracy=float(overall.mean()),
@@ -166,6 +156,24 @@ def evaluate_sequences(
         dataset=tasks.name,
         per_episode=per_episode.tolist(),
     )
+
+
+def _accuracy_by_episode(method: FewShotMethod, sampler: SequenceSampler, episodes: int,
+                         device: torch.device | str, progress: bool) -> Tensor:
+    """``[episodes, per_class]``: each of the first ``episodes`` episodes of ``sampler`` (its
+    batches in order), the accuracy on each presentation, the mean over its ``n_way`` classes."""
+    chunks = []
+    for batch in tqdm(range(math.ceil(episodes / sampler.batch)), disable=not progress,
+                      desc="sequences", leave=False):
+        episode = sampler.episode(batch).to(device)
+        hits = correct_steps(method(episode), episode)
+        # each presentation of each class happens once per episode, so every cell of
+        # [episode, presentation] averages exactly n_way steps
+        which = episode.presentation - 1
+        right = torch.zeros(episode.batch, sampler.per_class, dtype=torch.float64, device=device)
+        right.scatter_add_(1, which, hits.double())
+        chunks.append((right / sampler.n_way).cpu())
+    return torch.cat(chunks)[:episodes]
 
 
 def _check_built_for(method: FewShotMethod, tasks: SequenceTasks, n_way: int, labels: str

@@ -2,38 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.baseline import Baseline, BaselinePlusPlus
+from fslearn.methods.gnn import GraphNeuralNetwork
 from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline
 from fslearn.methods.matching import MatchingNetwork
 from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
+from fslearn.methods.protoclr import ProtoCLR
 from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.methods.r2d2 import R2D2
 from fslearn.methods.relation import RelationNetwork
 from fslearn.methods.reptile import Reptile
+from fslearn.methods.semi_supervised import SemiSupervisedPrototypes
 from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
+from fslearn.training_config import TrainingConfig
 
 __all__ = [
     "ANIL",
     "MAML",
     "MANN",
     "METHODS",
+    "R2D2",
     "Baseline",
     "BaselinePlusPlus",
     "FewShotMethod",
     "FirstOrderMAML",
+    "GraphNeuralNetwork",
     "InnerLoopMethod",
     "LSTMBaseline",
     "MatchingNetwork",
     "MetaSGD",
     "MetricMethod",
     "PretrainedBaseline",
+    "ProtoCLR",
     "PrototypicalNetwork",
     "RelationNetwork",
     "Reptile",
+    "SemiSupervisedPrototypes",
     "SequenceMethod",
     "SiameseNetwork",
     "adapt",
@@ -54,8 +65,10 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
     needs (see CONTRIBUTING.md and tests/test_new_method.py).
 
     Raises:
-        ValueError: no ``name``, a name another class holds, or options that clash with the
-            registered methods' (:func:`~fslearn.methods.options.declared_options`).
+        ValueError: no ``name``, a name another class holds, options that clash with the
+            registered methods' (:func:`~fslearn.methods.options.declared_options`), or
+            ``training_defaults`` naming no training setting (a misspelt or old field would
+            otherwise be ignored without a word).
     """
     if not method.name:
         raise ValueError(f"{method.__name__} has no name: set the class attribute name, the "
@@ -64,13 +77,20 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
         raise ValueError(f"{method.name!r} is already the name of "
                          f"{METHODS[method.name].__name__}; choose another one.")
     declared_options([*METHODS.values(), method])  # raises on a clash
+    settings = {f.name for f in fields(TrainingConfig)} | {"image_size"}
+    unknown = sorted(set(method.training_defaults) - settings)
+    if unknown:
+        raise ValueError(f"{method.__name__}.training_defaults names {', '.join(unknown)}, "
+                         f"which no run has: use TrainingConfig's fields "
+                         f"({', '.join(sorted(settings))}).")
     METHODS[method.name] = method
     return method
 
 
-for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, PixelNearestNeighbour,
-                MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, PretrainedBaseline, MANN,
-                LSTMBaseline, SiameseNetwork, Baseline, BaselinePlusPlus):
+for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
+                PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
+                PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
+                BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR):
     register(_method)
 del _method
 

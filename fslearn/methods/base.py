@@ -6,22 +6,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fslearn.data.batches import LabelledBatchSampler
-from fslearn.data.dataset import FewShotDataset
 from fslearn.data.episodes import Episode
-from fslearn.data.pairs import PairSampler, TripletSampler
 from fslearn.methods.options import Family, Option
 
 if TYPE_CHECKING:  # fslearn.training imports this module
     from fslearn.training import TrainingConfig
 
-__all__ = ["FewShotMethod", "MetricMethod", "check_query_labels", "check_support"]
+__all__ = ["BatchSampler", "FewShotMethod", "MetricMethod", "check_query_labels",
+           "check_support"]
+
+
+class BatchSampler(Protocol):
+    """What the training loop needs of a sampler of training batches."""
+
+    def episode(self, index: int) -> Any:
+        """Batch ``index`` (an episode, a batch of pairs, of labelled images, of sequence
+        episodes...), a pure function of the sampler's seed and ``index``."""
 
 
 class FewShotMethod(nn.Module, ABC):
@@ -46,8 +52,12 @@ class FewShotMethod(nn.Module, ABC):
     cli_options: ClassVar[tuple[Option, ...]] = ()
     #: the methods it shares options and a way of training with, if any
     family: ClassVar[Family | None] = None
-    #: the TrainingConfig fields (and ``image_size``) it trains with unless told otherwise
+    #: the TrainingConfig fields (and ``image_size``) it trains with unless told otherwise,
+    #: its sampler's settings under ``"sampler"``
     training_defaults: ClassVar[Mapping[str, object]] = MappingProxyType({})
+    #: the names of the settings its :meth:`training_sampler` reads from
+    #: ``TrainingConfig.sampler``; the training loop refuses any other
+    sampler_settings: ClassVar[tuple[str, ...]] = ()
     #: constructor arguments that make it a sinusoid regression model, or None if it only
     #: classifies images (``fslearn train <name> --sinusoid``)
     regression_hparams: ClassVar[Mapping[str, object] | None] = None
@@ -56,6 +66,10 @@ class FewShotMethod(nn.Module, ABC):
     #: :class:`MetricMethod` contract, which sets it True): evaluation, ``fslearn report`` and
     #: prediction then embed every image once and build all episodes from the embeddings
     embeds_once: ClassVar[bool] = False
+    #: what its batch norm layers normalise over in training: ``"batch"`` (a step's whole
+    #: batch, e.g. every task's images embedded in one pass: a run on several processes
+    #: synchronises their statistics) or ``"task"`` (each task's own images, left alone)
+    batch_statistics: ClassVar[str] = "batch"
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,23 +122,19 @@ class FewShotMethod(nn.Module, ABC):
             return None
         return int((logits.argmax(-1) == episode.query_y).sum()), episode.query_y.numel()
 
-    def training_sampler(self, dataset: FewShotDataset, batch: int | None, seed: int
-                         ) -> PairSampler | TripletSampler | LabelledBatchSampler | None:
-        """The sampler of this method's training batches where they are not N-way K-shot
-        episodes, or None (the default): the training loop then draws episodes.
+    def training_sampler(self, data: Any, config: TrainingConfig) -> BatchSampler | None:
+        """The sampler of this method's training batches from the training ``data``, or None
+        (the default): the training loop then draws N-way K-shot episodes of a dataset's
+        classes, or a task distribution's tasks, ``config.batch_size`` of them per step.
 
-        A method that learns from something else (same/different pairs or triplets, or
-        class-balanced labelled mini-batches) overrides it; ``batch`` is
-        ``TrainingConfig.pairs_per_step`` (or ``batch_size`` where that is set: the training loop
-        checks that the sampler is of the kind that field sizes), and batch ``i`` of the sampler
-        must be a pure function of ``(seed, i)``, so that a resumed run sees what an
-        uninterrupted one would have seen.
+        A method that learns from something else (same/different pairs or triplets,
+        class-balanced labelled mini-batches, sequence episodes) overrides it: it reads
+        ``config.batch_size`` (what one step draws, in its own unit; None where it was not
+        given), its settings in ``config.sampler`` (those it names in :attr:`sampler_settings`)
+        and ``config.seed``, and batch ``i`` of the sampler must be a pure function of
+        ``(config.seed, i)``, so that a resumed run sees what an uninterrupted one would have
+        seen.
         """
-        if batch is not None:
-            raise ValueError(f"TrainingConfig.pairs_per_step (or batch_size) sizes batches of "
-                             f"pairs, triplets or labelled images, but "
-                             f"{self.name or type(self).__name__} learns from N-way K-shot "
-                             f"episodes: leave it None.")
         return None
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:

@@ -220,7 +220,7 @@ class Baseline(MetricMethod):
     training_defaults = MappingProxyType({"batch_size": 16, "lr_gamma": 1.0})
     cli_options = (
         Option(("--batch-size",), "images per pre-training step", type=int, metavar="B",
-               constructor=False, exclusive=True),
+               constructor=False, config_field="batch_size", exclusive=True),
         Option(("--finetune-epochs",), "passes over the support set when fine-tuning each test "
                "episode's head (Chen et al.'s)", type=int, metavar="E"),
         Option(("--finetune-batch",), "support images per fine-tuning step", type=int,
@@ -316,18 +316,18 @@ class Baseline(MetricMethod):
             return super().correct(logits, episode)
         return int((logits.argmax(-1) == episode.y).sum()), episode.batch
 
-    def training_sampler(self, dataset: FewShotDataset, batch: int | None, seed: int
+    def training_sampler(self, dataset: FewShotDataset, config: TrainingConfig
                          ) -> LabelledBatchSampler:
-        """Class-balanced labelled mini-batches of ``batch`` images over all of ``dataset``'s
-        classes, which must be the ``num_classes`` the classifier was built for."""
-        if batch is None:
+        """Class-balanced labelled mini-batches of ``config.batch_size`` images over all of
+        ``dataset``'s classes, which must be the ``num_classes`` the classifier was built for."""
+        if config.batch_size is None:
             raise ValueError(f"{self.name} pre-trains on labelled mini-batches, not episodes: "
                              f"set TrainingConfig.batch_size (Chen et al.: 16).")
         if dataset.num_classes != self.num_classes:
             raise ValueError(f"{self.name} was built with a classifier over {self.num_classes} "
                              f"classes, but {dataset.name} has {dataset.num_classes}: build it "
                              f"with num_classes={dataset.num_classes}.")
-        return LabelledBatchSampler(dataset, batch, seed)
+        return LabelledBatchSampler(dataset, config.batch_size, config.seed)
 
 
 class BaselinePlusPlus(Baseline):

@@ -307,6 +307,7 @@ class InnerLoopMethod(FewShotMethod):
     """
 
     family = Family("optimisation-based methods", summary="the inner loop")
+    batch_statistics = "task"  # each task is adapted and scored on its own images
     #: the paper's sinusoid network: two hidden layers of 40 units, one output
     regression_hparams = MappingProxyType({"n_way": 1, "task": "regression",
                                            "hidden_channels": 40})

@@ -8,7 +8,8 @@ A method class declares, next to its constructor:
 * ``family``: the :class:`Family` it belongs to, if several methods share its options and its
   way of training (the messages that refuse a family's options to other methods name it);
 * ``training_defaults``: the :class:`~fslearn.training.TrainingConfig` fields (and
-  ``image_size``) it trains with unless told otherwise.
+  ``image_size``) it trains with unless told otherwise, the settings of its sampler of
+  training batches under ``"sampler"``.
 
 Nothing here names a method: the command line finds every registered method's declarations
 through :data:`fslearn.methods.METHODS`.
@@ -61,9 +62,12 @@ class Option:
         metavar: the name of the value in the help.
         flag: a switch without a value (given: True).
         constructor: a constructor argument of the method (its default read from the
-            constructor's signature); False for a setting of the training run, a field of
-            :class:`~fslearn.training.TrainingConfig` (its default read from the method's
-            ``training_defaults``).
+            constructor's signature); False for a setting of the training run (its default
+            read from the method's ``training_defaults``): the
+            :class:`~fslearn.training.TrainingConfig` field ``config_field``, or where that is
+            None a setting of the method's sampler, ``TrainingConfig.sampler[dest]``.
+        config_field: see ``constructor`` (``"batch_size"``: an option that sizes the batch
+            of one step in the method's own unit, pairs or images).
         exclusive: it shapes the family's kind of training, so a method outside the family is
             refused it together with the family's other such options, naming the family and
             its ``why``; other options are refused one at a time, naming the methods that take
@@ -81,6 +85,7 @@ class Option:
     metavar: str | None = None
     flag: bool = False
     constructor: bool = True
+    config_field: str | None = None
     exclusive: bool = False
     default_text: str | None = None
     positive: bool = False
@@ -94,14 +99,17 @@ class Option:
 
 def option_default(method: type, option: Option) -> Any:
     """The default of ``option`` for the method class ``method``: its constructor's default
-    for a constructor option, its ``training_defaults`` entry for a training option (None
-    where there is none)."""
+    for a constructor option, its ``training_defaults`` entry for a training option (its
+    ``config_field``, or its setting under ``"sampler"``; None where there is none)."""
     if option.constructor:
         parameter = inspect.signature(method.__init__).parameters.get(option.dest)
         if parameter is None or parameter.default is inspect.Parameter.empty:
             return None
         return parameter.default
-    return getattr(method, "training_defaults", {}).get(option.dest)
+    defaults = getattr(method, "training_defaults", {})
+    if option.config_field is not None:
+        return defaults.get(option.config_field)
+    return defaults.get("sampler", {}).get(option.dest)
 
 
 def declared_options(methods: Iterable[type]) -> Mapping[str, tuple[Option, list[type]]]:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fslearn.data.sequences import LABEL_KINDS, SequenceEpisode
+from fslearn.data.sequences import LABEL_KINDS, SequenceEpisode, SequenceSampler, SequenceTasks
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.options import Family, Option
 
@@ -109,9 +109,11 @@ class SequenceMethod(FewShotMethod):
     #: Santoro et al.'s episodes (5-way, 10 drawings per class, batches of 16, 20x20 images)
     #: and a constant learning rate (the step decay that suits prototypical networks stalls
     #: these runs)
-    training_defaults = MappingProxyType({"n_way": 5, "per_class": 10, "tasks": 16,
-                                          "image_size": 20, "lr_gamma": 1.0,
-                                          "labels": "one_hot"})
+    training_defaults = MappingProxyType({
+        "n_way": 5, "batch_size": 16, "image_size": 20, "lr_gamma": 1.0,
+        "sampler": MappingProxyType({"per_class": 10, "labels": "one_hot"})})
+    #: TrainingConfig.sampler: drawings of each class per episode, and the kind of labels
+    sampler_settings = ("per_class", "labels")
     cli_options = (
         Option(("--per-class", "--drawings"), "drawings of each class per episode", type=int,
                constructor=False, exclusive=True),
@@ -125,9 +127,21 @@ class SequenceMethod(FewShotMethod):
                           ) -> tuple[str, str]:
         """Sequence episodes: ``5w10d-one_hot``, ``5-way sequences of 10 drawings per class
         (one_hot labels, 16 per step)``."""
-        return (f"{config.n_way}w{config.per_class}d-{config.labels}",
-                f"{config.n_way}-way sequences of {config.per_class} drawings per class "
-                f"({config.labels} labels, {config.tasks} per step)")
+        per_class, labels = config.sampler["per_class"], config.sampler["labels"]
+        return (f"{config.n_way}w{per_class}d-{labels}",
+                f"{config.n_way}-way sequences of {per_class} drawings per class "
+                f"({labels} labels, {config.batch_size} per step)")
+
+    def training_sampler(self, tasks: SequenceTasks, config: TrainingConfig) -> SequenceSampler:
+        """Batches of ``config.batch_size`` sequence episodes (None: 1) of ``config.n_way``
+        classes x ``per_class`` drawings, with ``labels`` labels (default one-hot), both from
+        ``config.sampler``."""
+        per_class = config.sampler.get("per_class")
+        if per_class is None:
+            raise ValueError("Sequence episodes need per_class in TrainingConfig.sampler, the "
+                             "drawings of each class per episode (10 in Santoro et al.).")
+        return tasks.sampler(config.n_way, per_class, config.batch_size or 1, config.seed,
+                             config.sampler.get("labels", "one_hot"))
 
     @staticmethod
     def _inputs(episode: SequenceEpisode | Tensor) -> Tensor:

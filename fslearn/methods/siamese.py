@@ -209,10 +209,11 @@ class SiameseNetwork(MetricMethod):
         trains_on="trains on pairs or triplets, --pairs-per-step of them per step "
         "(validation episodes: --val-way, --val-shot, --val-query)")
     #: Koch et al.'s mini-batch of pairs
-    training_defaults = MappingProxyType({"pairs_per_step": 128})
+    training_defaults = MappingProxyType({"batch_size": 128})
     cli_options = (
         Option(("--pairs-per-step",), "pairs (half same, half different), or triplets, per "
-               "optimizer step", type=int, metavar="B", constructor=False, exclusive=True),
+               "optimizer step", type=int, metavar="B", constructor=False,
+               config_field="batch_size", exclusive=True),
         Option(("--loss",), "bce: a sigmoid of a learned weighted L1 distance, binary "
                "cross-entropy on pairs (Koch et al.); contrastive: Hadsell et al.'s loss on the "
                "Euclidean distance of pairs; triplet: Schroff et al.'s loss on squared "
@@ -229,8 +230,8 @@ class SiameseNetwork(MetricMethod):
         ``bce-128pairs``, ``128 pairs per step (bce loss)``."""
         loss = options["loss"]
         kind = "triplets" if loss == "triplet" else "pairs"
-        return (f"{loss}-{config.pairs_per_step}{kind}",
-                f"{config.pairs_per_step} {kind} per step ({loss} loss)")
+        return (f"{loss}-{config.batch_size}{kind}",
+                f"{config.batch_size} {kind} per step ({loss} loss)")
 
     def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1,
                  image_size: int = 28, loss: str = "bce", margin: float | None = None) -> None:
@@ -315,17 +316,17 @@ class SiameseNetwork(MetricMethod):
         said_same = logits > 0 if self.loss_name == "bce" else logits < self._margin() / 2
         return int((said_same == episode.same.bool()).sum()), episode.batch
 
-    def training_sampler(self, dataset: FewShotDataset, batch: int | None, seed: int
+    def training_sampler(self, dataset: FewShotDataset, config: TrainingConfig
                          ) -> PairSampler | TripletSampler:
-        """Balanced same/different pairs (bce, contrastive) or triplets (triplet), ``batch``
-        of them per step."""
-        if batch is None:
-            raise ValueError(f"A Siamese network learns from "
-                             f"{'triplets' if self.loss_name == 'triplet' else 'pairs'}, not "
-                             f"episodes: set TrainingConfig.pairs_per_step (Koch et al.: 128).")
-        if self.loss_name == "triplet":
-            return TripletSampler(dataset, batch, seed)
-        return PairSampler(dataset, batch, seed)
+        """Balanced same/different pairs (bce, contrastive) or triplets (triplet),
+        ``config.batch_size`` of them per step."""
+        kind = "triplets" if self.loss_name == "triplet" else "pairs"
+        if config.batch_size is None:
+            raise ValueError(f"A Siamese network learns from {kind}, not episodes: set "
+                             f"TrainingConfig.batch_size, the {kind} per step (Koch et al.: "
+                             f"128).")
+        sampler = TripletSampler if self.loss_name == "triplet" else PairSampler
+        return sampler(dataset, config.batch_size, config.seed)
 
     def _margin(self) -> float:
         assert self.margin is not None  # the distance-based losses always have one

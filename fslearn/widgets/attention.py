@@ -144,6 +144,28 @@ def method_probabilities(methods: Mapping[str, FewShotMethod], episode: Episode,
     return probabilities
 
 
+def _class_labels(episode: Episode, task: int, class_names: Sequence[str] | None
+                  ) -> list[str]:
+    """How the picture names each class of the task: its dataset class's name, shortened,
+    where ``class_names`` (one per dataset class) are given, else ``class n``."""
+    if class_names is not None:
+        return [_short_name(class_names[int(c)]) for c in episode.classes[task]]
+    return [f"class {n}" for n in range(episode.n_way)]
+
+
+def _draw_query(query_ax: Axes, image: Tensor, q: int, truth_and_prediction: tuple[int, int],
+                labels: Sequence[str]) -> None:
+    """The query image ``[C, H, W]``, titled with its class, and the Matching Network's answer
+    below it, coloured right or wrong."""
+    true_label, predicted = truth_and_prediction
+    _show_image(query_ax, image)
+    right = predicted == true_label
+    query_ax.set_title(f"Query {q}, of class {true_label}:\n{labels[true_label]}", fontsize=8)
+    query_ax.set_xlabel(f"Matching Network:\nclass {predicted} "
+                        f"({'right' if right else 'wrong'})", fontsize=8,
+                        color=_RIGHT if right else _WRONG)
+
+
 def _draw_support_images(support_ax: Axes, support_x: Tensor, support_y: Tensor,
                          attention: Tensor, colours: np.ndarray, k_shot: int,
                          figsize: tuple[float, float]) -> None:
@@ -273,10 +295,7 @@ def plot_matching_attention(
         probabilities.update({name: p[q] for name, p in
                               method_probabilities(others, episode, task).items()})
     true_label, predicted = int(episode.query_y[task, q]), int(y_hat.argmax())
-    if class_names is not None:
-        labels = [_short_name(class_names[int(c)]) for c in episode.classes[task]]
-    else:
-        labels = [f"class {n}" for n in range(n_way)]
+    labels = _class_labels(episode, task, class_names)
 
     width, height = figsize or (BOOK_WIDTH_IN, 5.6)
     figure = _new_figure(width, height)
@@ -288,14 +307,7 @@ def plot_matching_attention(
         ax.tick_params(labelsize=7)
     colours = np.asarray(_TAB10)[np.arange(n_way) % len(_TAB10)]
 
-    query_ax = axes["query"]
-    _show_image(query_ax, episode.query_x[task, q])
-    right = predicted == true_label
-    query_ax.set_title(f"Query {q}, of class {true_label}:\n{labels[true_label]}", fontsize=8)
-    query_ax.set_xlabel(f"Matching Network:\nclass {predicted} "
-                        f"({'right' if right else 'wrong'})", fontsize=8,
-                        color=_RIGHT if right else _WRONG)
-
+    _draw_query(axes["query"], episode.query_x[task, q], q, (true_label, predicted), labels)
     _draw_support_images(axes["support"], episode.support_x[task], support_y, attention,
                          colours, k_shot, (width, height))
     _draw_attention_bars(axes["attention"], attention, support_y, colours, n_way, k_shot)
@@ -304,6 +316,25 @@ def plot_matching_attention(
     figure.suptitle(f"{n_way}-way {k_shot}-shot episode, query {q} of {n_query_total}",
                     fontsize=9)
     return figure
+
+
+def _explorer_ranges(episodes: Episode | EpisodeSampler, seed: int | None, max_index: int
+                     ) -> tuple[int, int, int | None]:
+    """``(queries per task, last episode index, seed)`` of :func:`attention_explorer`'s
+    sliders: over the tasks of an Episode (no seed), or over a sampler's episodes
+    ``0..max_index`` (its own seed by default)."""
+    if isinstance(episodes, Episode):
+        if seed is not None:
+            raise ValueError("seed is for an EpisodeSampler; an Episode is a fixed batch")
+        _check_image_episode(episodes, "attention_explorer")
+        return int(episodes.query_y.shape[1]), episodes.tasks - 1, None
+    if isinstance(episodes, EpisodeSampler):
+        seed = episodes.seed if seed is None else seed
+        _check_int("seed", seed, 0)
+        _check_int("max_index", max_index, 0)
+        return episodes.n_way * episodes.n_query, max_index, seed
+    raise TypeError(f"attention_explorer needs an Episode or an EpisodeSampler, got "
+                    f"{type(episodes).__name__}")
 
 
 def attention_explorer(
@@ -346,19 +377,7 @@ def attention_explorer(
     if not isinstance(model, MatchingNetwork):
         raise TypeError(f"attention_explorer needs a MatchingNetwork, got "
                         f"{type(model).__name__}")
-    if isinstance(episodes, Episode):
-        if seed is not None:
-            raise ValueError("seed is for an EpisodeSampler; an Episode is a fixed batch")
-        _check_image_episode(episodes, "attention_explorer")
-        queries, last = int(episodes.query_y.shape[1]), episodes.tasks - 1
-    elif isinstance(episodes, EpisodeSampler):
-        seed = episodes.seed if seed is None else seed
-        _check_int("seed", seed, 0)
-        _check_int("max_index", max_index, 0)
-        queries, last = episodes.n_way * episodes.n_query, max_index
-    else:
-        raise TypeError(f"attention_explorer needs an Episode or an EpisodeSampler, got "
-                        f"{type(episodes).__name__}")
+    queries, last, seed = _explorer_ranges(episodes, seed, max_index)
     _check_int("query", query, 0, queries - 1)
     _check_int("index", index, 0, last)
 

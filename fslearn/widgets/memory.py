@@ -392,6 +392,26 @@ def plot_memory_step(
     return figure
 
 
+def _explorer_ranges(model: MANN, episodes: SequenceEpisode | SequenceSampler,
+                     seed: int | None, max_index: int) -> tuple[int, int, int | None]:
+    """``(steps per episode, last episode index, seed)`` of :func:`memory_explorer`'s sliders:
+    over the episodes of a batch (no seed), or over a sampler's episodes ``0..max_index`` (its
+    own seed by default); episodes of another shape than the model's are refused."""
+    if isinstance(episodes, SequenceEpisode):
+        if seed is not None:
+            raise ValueError("seed is for a SequenceSampler; a SequenceEpisode is a fixed batch")
+        _check_mann(model, episodes, "memory_explorer")
+        return episodes.time, episodes.batch - 1, None
+    if isinstance(episodes, SequenceSampler):
+        seed = episodes.seed if seed is None else seed
+        _check_int("seed", seed, 0)
+        _check_int("max_index", max_index, 0)
+        _check_mann(model, episodes.episode(0), "memory_explorer")
+        return episodes.time, max_index, seed
+    raise TypeError(f"memory_explorer needs a SequenceEpisode or a SequenceSampler, got "
+                    f"{type(episodes).__name__}")
+
+
 def memory_explorer(
     model: MANN,
     episodes: SequenceEpisode | SequenceSampler,
@@ -432,20 +452,7 @@ def memory_explorer(
         ValueError: a starting value outside its slider's range, or episodes of another shape
             than the model's.
     """
-    if isinstance(episodes, SequenceEpisode):
-        if seed is not None:
-            raise ValueError("seed is for a SequenceSampler; a SequenceEpisode is a fixed batch")
-        _check_mann(model, episodes, "memory_explorer")
-        time, last = episodes.time, episodes.batch - 1
-    elif isinstance(episodes, SequenceSampler):
-        seed = episodes.seed if seed is None else seed
-        _check_int("seed", seed, 0)
-        _check_int("max_index", max_index, 0)
-        _check_mann(model, episodes.episode(0), "memory_explorer")
-        time, last = episodes.time, max_index
-    else:
-        raise TypeError(f"memory_explorer needs a SequenceEpisode or a SequenceSampler, got "
-                        f"{type(episodes).__name__}")
+    time, last, seed = _explorer_ranges(model, episodes, seed, max_index)
     _check_int("step", step, 1, time)
     _check_int("index", index, 0, last)
 

@@ -127,6 +127,29 @@ def _scatter_points(ax: Axes, colors: np.ndarray, queries: tuple[Tensor, Tensor]
                    gid="means", label="true class means")
 
 
+def _accuracy_title(centres: Tensor, query_x: Tensor, query_y: Tensor, k_shot: int) -> str:
+    """The shot count and the accuracy of the nearest of ``centres`` ``[1, n_way, 2]`` on the
+    query points ``query_x`` ``[Q, 2]`` of labels ``query_y`` ``[Q]``."""
+    query_pred = squared_euclidean_distance(query_x[None], centres)[0].argmin(dim=-1)
+    accuracy = float((query_pred == query_y).float().mean())
+    shots = "shot" if k_shot == 1 else "shots"
+    return (f"{centres.shape[1]}-way, {k_shot} {shots}: accuracy {100 * accuracy:.0f}% "
+            f"on {len(query_y)} queries")
+
+
+def _frame(ax: Axes, low: Tensor, high: Tensor) -> None:
+    """Axes that end at the grid's corners ``low``, ``high`` ``[2]``, without ticks, and a
+    legend with class-neutral markers (grey; the true means keep their black)."""
+    ax.set_xlim(float(low[0]), float(high[0]))
+    ax.set_ylim(float(low[1]), float(high[1]))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    legend = ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
+    for handle in legend.legend_handles:
+        if handle.get_gid() != "means" and hasattr(handle, "set_facecolor"):
+            handle.set_facecolor("0.6")
+
+
 @in_book_style
 def plot_prototypes(
     k_shot: int = 1,
@@ -176,8 +199,6 @@ def plot_prototypes(
     support_x, support_y, query_x, query_y, n_way = _split_support(points, labels, k_shot, seed)
 
     centres = prototypes(support_x[None], support_y[None], n_way)  # [1, n_way, 2]
-    query_pred = squared_euclidean_distance(query_x[None], centres)[0].argmin(dim=-1)
-    accuracy = float((query_pred == query_y).float().mean())
 
     region, low, high = _decision_regions(points, centres, resolution)
 
@@ -191,18 +212,9 @@ def plot_prototypes(
     ax.imshow(tint[region], origin="lower", interpolation="nearest", aspect="auto",
               extent=(float(low[0]), float(high[0]), float(low[1]), float(high[1])))
     _scatter_points(ax, colors, (query_x, query_y), (support_x, support_y), centres, means)
-    ax.set_xlim(float(low[0]), float(high[0]))
-    ax.set_ylim(float(low[1]), float(high[1]))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    legend = ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
-    for handle in legend.legend_handles:  # class-neutral markers in the legend
-        if handle.get_gid() != "means" and hasattr(handle, "set_facecolor"):
-            handle.set_facecolor("0.6")
+    _frame(ax, low, high)
     if title is None:
-        shots = "shot" if k_shot == 1 else "shots"
-        title = (f"{n_way}-way, {k_shot} {shots}: accuracy {100 * accuracy:.0f}% "
-                 f"on {len(query_y)} queries")
+        title = _accuracy_title(centres, query_x, query_y, k_shot)
     ax.set_title(title, fontsize=9)
     return figure
 

@@ -108,6 +108,35 @@ def _draw_fits(ax: Axes, model: FewShotMethod, support: tuple[Tensor, Tensor], x
     return errors
 
 
+def _check_fit_request(k_shots: int | Sequence[int], steps: int | Sequence[int], seed: int,
+                       index: int, tasks: SinusoidRegression | None, resolution: int
+                       ) -> tuple[tuple[int, ...], tuple[int, ...], SinusoidRegression]:
+    """The checked arguments of :func:`plot_sinusoid_fits`: ``(k_shots, steps in increasing
+    order, tasks)``, the paper's task distribution where ``tasks`` is None."""
+    k_shots = _check_counts("k_shots", k_shots, 1)
+    steps = tuple(sorted(_check_counts("steps", steps, 0)))
+    _check_int("seed", seed, 0)
+    _check_int("index", index, 0)
+    _check_int("resolution", resolution, 10, 5000)
+    if tasks is None:
+        tasks = SinusoidRegression()
+    if not isinstance(tasks, SinusoidRegression):
+        raise TypeError(f"tasks must be a SinusoidRegression, got {type(tasks).__name__}")
+    if len(steps) > len(_STEP_COLORS):
+        raise ValueError(f"steps draws at most {len(_STEP_COLORS)} curves per panel, got "
+                         f"{len(steps)}")
+    return k_shots, steps, tasks
+
+
+def _label_axes(ax: Axes, bottom_row: bool, first_column: bool) -> None:
+    """Small tick labels; ``x`` under the bottom row of panels, ``y`` beside the first column."""
+    ax.tick_params(labelsize=7)
+    if bottom_row:
+        ax.set_xlabel("$x$", fontsize=8)
+    if first_column:
+        ax.set_ylabel("$y$", fontsize=8)
+
+
 @in_book_style
 def plot_sinusoid_fits(
     models: Any,
@@ -149,18 +178,7 @@ def plot_sinusoid_fits(
         ``steps``, and a scatter collection with gid ``"support"``.
     """
     models = _regression_models(models)
-    k_shots = _check_counts("k_shots", k_shots, 1)
-    steps = tuple(sorted(_check_counts("steps", steps, 0)))
-    _check_int("seed", seed, 0)
-    _check_int("index", index, 0)
-    _check_int("resolution", resolution, 10, 5000)
-    if tasks is None:
-        tasks = SinusoidRegression()
-    if not isinstance(tasks, SinusoidRegression):
-        raise TypeError(f"tasks must be a SinusoidRegression, got {type(tasks).__name__}")
-    if len(steps) > len(_STEP_COLORS):
-        raise ValueError(f"steps draws at most {len(_STEP_COLORS)} curves per panel, got "
-                         f"{len(steps)}")
+    k_shots, steps, tasks = _check_fit_request(k_shots, steps, seed, index, tasks, resolution)
     task = tasks.sampler(max(k_shots), 1, seed=seed, split="test").episode(index)
     amplitude, phase = (float(v) for v in task.classes[0])
     x = torch.linspace(*tasks.x_range, resolution)
@@ -182,11 +200,7 @@ def plot_sinusoid_fits(
             ax.set_ylim(-limit, limit)
             ax.set_title(f"{label}, $K={k_shot}$\nMSE after {counts} "
                          f"step{'s' if steps != (1,) else ''}: {' / '.join(errors)}", fontsize=8)
-            ax.tick_params(labelsize=7)
-            if row == len(k_shots) - 1:
-                ax.set_xlabel("$x$", fontsize=8)
-            if column == 0:
-                ax.set_ylabel("$y$", fontsize=8)
+            _label_axes(ax, row == len(k_shots) - 1, column == 0)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
                   fontsize=7, frameon=False)

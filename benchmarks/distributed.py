@@ -1,0 +1,134 @@
+"""Training on 1 and 2 processes (gloo, CPU): steps per second of each method's training loop,
+and the time of the one all-reduce of its gradients that a step of a distributed run adds.
+
+    OMP_NUM_THREADS=1 python benchmarks/distributed.py [--steps 6] [--out FILE]
+
+Each process runs one thread. Images are random 28x28 (Omniglot's size): the compute is
+Omniglot's, without loading it. Steps per second are timed from the second step to the last of
+a ``fslearn.train`` run (its one checkpoint at the end excluded), the all-reduce as the median of
+20 calls of :meth:`fslearn.distributed.World.average_gradients` on 2 processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from fslearn._system import describe_hardware
+from fslearn.data.dataset import FewShotDataset
+from fslearn.data.sequences import SequenceTasks
+from fslearn.distributed import world
+from fslearn.methods import build_method
+from fslearn.training import TrainingConfig, train
+
+#: method -> (constructor arguments, training config of one step); each step's work splits in 2
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "protonet": ({}, dict(n_way=5, k_shot=1, n_query=15, batch_size=4)),
+    "maml": (dict(n_way=5, engine="loop"), dict(n_way=5, k_shot=1, n_query=15, batch_size=4)),
+    "reptile": (dict(n_way=5), dict(n_way=5, k_shot=1, n_query=1, batch_size=4)),
+    "baseline": (dict(num_classes=100), dict(batch_size=16)),
+    "mann": ({}, dict(n_way=5, per_class=10, batch_size=16)),
+}
+
+
+def _data(name: str) -> FewShotDataset | SequenceTasks:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (100 * 20, 1, 28, 28), generator=generator,
+                           dtype=torch.uint8)
+    data = FewShotDataset(images, torch.arange(100).repeat_interleave(20),
+                          [f"c{i}" for i in range(100)], "noise")
+    return SequenceTasks(data, image_size=20) if name == "mann" else data
+
+
+def _method(name: str, data: Any) -> Any:
+    kwargs = CASES[name][0]
+    if isinstance(data, SequenceTasks):
+        inputs, outputs = data.model_shape(5, "one_hot")
+        kwargs = {**kwargs, "input_features": inputs, "num_outputs": outputs}
+    torch.manual_seed(0)
+    return build_method(name, **kwargs)
+
+
+def steps_per_second(name: str, steps: int, folder: Path) -> float:
+    data = _data(name)
+    config = TrainingConfig(episodes=steps, val_every=0, checkpoint_every=steps, seed=0,
+                            **CASES[name][1])
+    times: list[float] = []
+    train(_method(name, data), data, config, folder, progress=False, device="cpu",
+          callback=lambda done, loss: times.append(time.perf_counter()))
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def all_reduce_seconds(name: str) -> float:
+    method = _method(name, _data(name))
+    parameters = [p for p in method.parameters() if p.requires_grad]
+    for p in parameters:
+        p.grad = torch.randn_like(p)
+    ranks, seconds = world(), []
+    for _ in range(20):
+        ranks.barrier()
+        start = time.perf_counter()
+        ranks.average_gradients(parameters)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def _rank(rank: int, port: int, steps: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in CASES:
+            reduce = all_reduce_seconds(name)
+            rows[name] = {"all_reduce_ms": 1000 * reduce,
+                          "steps_per_s_2": steps_per_second(name, steps, Path(folder) / name),
+                          "gradient_numbers": sum(p.numel() for p in
+                                                  _method(name, _data(name)).parameters())}
+    if rank == 0:
+        Path(out).write_text(json.dumps(rows))
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        two = Path(folder) / "two.json"
+        mp.spawn(_rank, args=(port, args.steps, str(two)), nprocs=2, join=True)
+        rows = json.loads(two.read_text())
+        os.environ.pop("WORLD_SIZE", None)
+        for name in CASES:
+            rows[name]["steps_per_s_1"] = steps_per_second(name, args.steps,
+                                                           Path(folder) / name)
+    print(f"{'method':10} {'numbers':>9} {'all-reduce ms':>14} {'steps/s 1 proc':>15} "
+          f"{'steps/s 2 proc':>15} {'speed-up':>9}")
+    for name, row in rows.items():
+        print(f"{name:10} {row['gradient_numbers']:9d} {row['all_reduce_ms']:14.2f} "
+              f"{row['steps_per_s_1']:15.2f} {row['steps_per_s_2']:15.2f} "
+              f"{row['steps_per_s_2'] / row['steps_per_s_1']:9.2f}")
+    if args.out:
+        record = {"hardware": describe_hardware(torch.device("cpu")), "threads_per_process": 1,
+                  "load_average_1min": os.getloadavg()[0], "steps": args.steps, "rows": rows}
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

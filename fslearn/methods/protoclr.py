@@ -1,0 +1,69 @@
+r"""ProtoCLR (Medina, Devos and Grossglauser, 2020): Prototypical Networks trained without labels.
+
+Each training episode is made of :math:`N` distinct *unlabelled* images drawn from the whole
+training set; each is its own class, with one augmented copy in the support set and
+:math:`Q` others in the query set (:class:`~fslearn.data.contrastive.ContrastiveEpisodeSampler`,
+ProtoTransfer's Omniglot augmentation). The loss is Prototypical Networks' cross-entropy over
+squared Euclidean distances to the prototypes, so the network learns to map copies of one image
+together and different images apart: a contrastive loss in the form of a few-shot episode. At
+test time it is a Prototypical Network on labelled episodes (ProtoTransfer's "ProtoTune"
+fine-tuning, a linear head initialised from the prototypes, is not part of this module).
+
+Their Omniglot setting (``omni-mini`` of indy-lab/ProtoTransfer): Conv4, 28x28, the Vinyals
+training classes with labels unused; batches of N = 50 images, 1 support and 3 query copies;
+Adam. Published (Omniglot, Conv4, no labels, 5-way 1-shot / 5-shot): ProtoTransfer 88.00 /
+96.48, UMTRA 83.80 / 95.43, CACTUs-ProtoNets 68.12 / 83.58 (:data:`fslearn.results.PAPER_RESULTS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from torch import nn
+
+from fslearn.data.contrastive import ContrastiveEpisodeSampler
+from fslearn.data.dataset import FewShotDataset
+from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.training_config import TrainingConfig
+
+__all__ = ["ProtoCLR"]
+
+
+class ProtoCLR(PrototypicalNetwork):
+    """A Prototypical Network pre-trained on episodes of augmented unlabelled images.
+
+    ``--way`` sets the images per training episode, ``--shot`` and ``--query`` the augmented
+    copies of each in the support and query sets; the dataset's labels are never read in
+    training (validation episodes are labelled, as in ProtoTransfer's model selection).
+
+    Args:
+        backbone: the embedding network; a :class:`~fslearn.backbones.Conv4` when omitted.
+        in_channels: image channels for the default backbone.
+    """
+
+    name = "protoclr"
+    #: ProtoTransfer's Omniglot batches: 50 images, 1 support and 3 query copies each
+    training_defaults = MappingProxyType({"n_way": 50, "k_shot": 1, "n_query": 3})
+
+    def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1) -> None:
+        super().__init__(backbone, in_channels)
+
+    @classmethod
+    def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
+                          ) -> tuple[str, str]:
+        """``50img-1s3q``, ``50 unlabelled images per episode, 1 + 3 augmented copies``."""
+        return (f"{config.n_way}img-{config.k_shot}s{config.n_query}q",
+                f"{config.n_way} unlabelled images per episode, {config.k_shot} + "
+                f"{config.n_query} augmented copies")
+
+    def training_sampler(self, data: Any, config: TrainingConfig) -> ContrastiveEpisodeSampler:
+        """Episodes of the training images' augmented copies; only ``data.images`` is given
+        to the sampler, so no label can be used."""
+        if not isinstance(data, FewShotDataset):
+            raise ValueError(f"{self.name} learns from images, not from {type(data).__name__}: "
+                             f"train it on an image dataset.")
+        return ContrastiveEpisodeSampler(data.images, config.n_way, config.k_shot,
+                                         config.n_query, tasks=config.batch_size or 1,
+                                         seed=config.seed)
