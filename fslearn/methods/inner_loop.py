@@ -470,7 +470,7 @@ class InnerLoopMethod(FewShotMethod):
         task: Callable[..., Tensor] = lambda sx, sy, qx: self.adapt_and_score(  # noqa: E731
             params, step_sizes, sx, sy, qx)
         vectorised = self.resolved_engine() == "vmap"
-        self._use_channels_last(not vectorised)  # see there: what vmap cannot do
+        self._use_channels_last(not vectorised)  # vmap takes neither (see there)
         if vectorised:
             return vmap(task, randomness="error")(episode.support_x, episode.support_y,
                                                   episode.query_x)
