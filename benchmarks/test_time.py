@@ -57,11 +57,25 @@ def _timers(names: list[str]) -> list[tuple[str, int, Any]]:
             dataset = load_omniglot(split, protocol, image_size=int(data.get("image_size", 28)))
             if "per_class" in entry:
                 tasks = SequenceTasks(dataset, **data.get("sequence", {}))
-                timer = partial(seconds_per_sequence_episode, method, tasks, entry["n_way"],
-                                entry["per_class"], entry["labels"], 1)
+                timer = partial(
+                    seconds_per_sequence_episode,
+                    method,
+                    tasks,
+                    entry["n_way"],
+                    entry["per_class"],
+                    entry["labels"],
+                    1,
+                )
             else:
-                timer = partial(seconds_per_episode, method, dataset, entry["n_way"],
-                                entry["k_shot"], entry["n_query"], 1)
+                timer = partial(
+                    seconds_per_episode,
+                    method,
+                    dataset,
+                    entry["n_way"],
+                    entry["k_shot"],
+                    entry["n_query"],
+                    1,
+                )
             timers.append((name, index, timer))
     return timers
 
@@ -69,12 +83,19 @@ def _timers(names: list[str]) -> list[tuple[str, int, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds of one episode each")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="these shipped checkpoints (default: every one)")
-    parser.add_argument("--write", action="store_true",
-                        help="store the times in each checkpoint's episodes.json")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
-                        help="write the figures as JSON")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="these shipped checkpoints (default: every one)",
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="store the times in each checkpoint's episodes.json"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="write the figures as JSON"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     names = args.only or list(shipped_checkpoints())
@@ -87,8 +108,10 @@ def main() -> int:
         print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
     command = shlex.join(["python", "benchmarks/test_time.py", *sys.argv[1:]])
     hardware = describe_hardware("cpu")
-    how = (TIMING_NOTE.format(repeats=args.rounds)
-           + ", one round of every checkpoint at a time (benchmarks/test_time.py)")
+    how = (
+        TIMING_NOTE.format(repeats=args.rounds)
+        + ", one round of every checkpoint at a time (benchmarks/test_time.py)"
+    )
     rows = []
     for name in dict.fromkeys(name for name, _, _ in timers):
         folder = shipped_checkpoints()[name]

@@ -228,8 +228,12 @@ def _timing(episodes: Mapping[str, Any]) -> dict[str, Any]:
     timing = episodes.get("timing")
     if isinstance(timing, dict):
         return timing
-    return {"how": timing, "command": episodes.get("command"),
-            "hardware": episodes.get("hardware"), "load_average": None}
+    return {
+        "how": timing,
+        "command": episodes.get("command"),
+        "hardware": episodes.get("hardware"),
+        "load_average": None,
+    }
 
 
 def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
@@ -309,11 +313,14 @@ def _cost(row: Mapping[str, Any]) -> list[str]:
 
 
 def _trained_on(row: Mapping[str, Any]) -> str:
+    """``vinyals train*``; with the test set where it is not the papers' (``lake train, tested
+    on omniglot/lake/test``)."""
     if row["dataset"] != "omniglot":
         return str(row["dataset"])
-    return f"{row['protocol']} {row['train_split']}" + (
-        "*" if row["seen_evaluation_alphabets"] else ""
-    )
+    star = "*" if row["seen_evaluation_alphabets"] else ""
+    elsewhere = sorted({r["dataset"] for r in row["results"] if "dataset" in r} - {PAPER_DATASET})
+    tested = f", tested on {', '.join(elsewhere)}" if elsewhere else ""
+    return f"{row['protocol']} {row['train_split']}{star}{tested}"
 
 
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from fslearn.distributed import World
 from fslearn.methods import build_method
 from fslearn.training import TrainingConfig, train
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16  # image side: a Conv4 on 16x16 images ends on 1x1
 COMMON = dict(optimizer="sgd", lr=0.05, lr_step=2, lr_gamma=0.5, val_every=0, checkpoint_every=2,
               seed=5)
@@ -170,3 +173,59 @@ def test_a_step_that_does_not_split_evenly_is_refused():
     with pytest.raises(ValueError, match=r"4 tasks.*3 processes.*multiple of 3"):
         world.shard(batch)
     assert world.shard(EpisodeSampler(episode, 3, 1, 1, tasks=6, seed=0).episode(0)).tasks == 2
+
+
+#: the book's command (book/chapters/more_than_one_machine.ipynb), tiny: 2 steps of 2 tasks
+TORCHRUN_TRAIN = ["train", "protonet", "--way", "5", "--shot", "1", "--query", "2", "--tasks",
+                  "2", "--episodes", "2", "--optimizer", "sgd", "--lr", "0.05",
+                  "--val-split", "none", "--checkpoint-every", "2", "--seed", "0",
+                  "--threads", "1", "--no-progress"]
+TORCHRUN_TIMEOUT_S = 120
+
+
+def _fslearn(launcher: list[str], out: Path) -> subprocess.CompletedProcess[str]:
+    """``LAUNCHER -m fslearn train protonet ... --out OUT`` on real Omniglot, this checkout's
+    package first on the path."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
+    env.pop("WORLD_SIZE", None)
+    try:
+        return subprocess.run([sys.executable, *launcher, "-m", "fslearn", *TORCHRUN_TRAIN,
+                               "--out", str(out)], env=env, capture_output=True, text=True,
+                              timeout=TORCHRUN_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"{' '.join(launcher) or 'python'} -m fslearn train took more than "
+                    f"{TORCHRUN_TIMEOUT_S} s:\n{error.stderr}")
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="this PyTorch build has no "
+                    "torch.distributed (torchrun needs it)")
+def test_the_torchrun_command_trains_as_one_process_does(omniglot_root, tmp_path):
+    """``torchrun --standalone --nproc-per-node=2 -m fslearn train ...`` as the book writes it
+    (``python -m torch.distributed.run`` is the ``torchrun`` executable; --standalone picks a
+    free port): exit status 0, one checkpoint written by rank 0 that records 2 processes, and
+    the weights of one process doing the same 2 steps of 2 tasks (tolerance as above)."""
+    two = _fslearn(["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"],
+                   tmp_path / "two")
+    assert two.returncode == 0, f"torchrun exited with {two.returncode}:\n{two.stderr[-4000:]}"
+    one = _fslearn([], tmp_path / "one")
+    assert one.returncode == 0, f"one process exited with {one.returncode}:\n{one.stderr}"
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir())
+    checkpoint = read_checkpoint(tmp_path / "two" / "last")
+    assert checkpoint.metadata["processes"] == 2
+    assert checkpoint.metadata["episode"] == 2
+    assert "processes" not in read_checkpoint(tmp_path / "one" / "last").metadata
+    mine, theirs = _weights(tmp_path / "one" / "last"), _weights(tmp_path / "two" / "last")
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        # a convolution's bias that feeds batch norm has a zero gradient (the norm subtracts
+        # the mean): what moves it is float32 round-off of sums over 64 channels of 28x28 maps,
+        # which any other order of summation changes (lr 0.05 times ~1e-3), so it is only
+        # checked not to move by more than round-off could
+        feeds_norm = key.endswith(".0.bias") and key[:-len("0.bias")] + "1.running_mean" in mine
+        atol = 3e-4 if feeds_norm else 2e-5
+        torch.testing.assert_close(theirs[key], mine[key], atol=atol, rtol=1e-4,
+                                   msg=lambda m, key=key: f"{key}: {m}")
+    assert two.stdout.count("Done: 2 episodes") == 1  # rank 0 alone speaks

@@ -23,8 +23,10 @@ def by_hand(a, b):
 def test_right_answers_pass():
     assert check_paired_difference(reference, quiet=True).passed
     assert check_paired_difference(by_hand, quiet=True).passed
-    numpy_way = lambda a, b: [float((a - b).mean()),  # noqa: E731
-                              float(1.96 * (a - b).numpy().std(ddof=1) / len(a) ** 0.5)]
+
+    def numpy_way(a, b):
+        return [float((a - b).mean()), float(1.96 * (a - b).numpy().std(ddof=1) / len(a) ** 0.5)]
+
     assert check_paired_difference(numpy_way, quiet=True).passed
 
 
@@ -47,9 +49,15 @@ def test_each_mistake_gets_its_hint(mistake):
 def test_every_mistake_differs_from_the_reference_on_some_case():
     spec = paired_difference_spec()
     for mistake in PAIRED_MISTAKES:
-        assert any(not torch.allclose(torch.tensor(mistake.variant(*case.args)),
-                                      torch.tensor(reference(*case.args)), rtol=1e-4, atol=1e-9)
-                   for case in spec.cases), mistake.key
+        assert any(
+            not torch.allclose(
+                torch.tensor(mistake.variant(*case.args)),
+                torch.tensor(reference(*case.args)),
+                rtol=1e-4,
+                atol=1e-9,
+            )
+            for case in spec.cases
+        ), mistake.key
 
 
 def test_an_exception_is_a_verdict():

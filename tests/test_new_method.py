@@ -5,6 +5,7 @@ command line, with an option of its own (the minimal worked example of CONTRIBUT
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import ClassVar
 
 import pytest
@@ -19,6 +20,7 @@ from fslearn.data.folder import save_image_folder
 from fslearn.methods import METHODS, MetricMethod, register
 from fslearn.methods.base import check_support
 from fslearn.methods.options import Option
+from fslearn.results import PAPER_RESULTS, STANDARD_SETTINGS, PaperFigures, paper_figures
 
 
 class NearestCentroid(MetricMethod):
@@ -147,3 +149,70 @@ def test_register_refuses_training_defaults_that_no_run_has():
                                          r"no run has: use TrainingConfig's fields \(.*batch_size"):
         register(OldDefaults)
     assert "old-defaults" not in METHODS
+
+
+class PublishedCentroid(NearestCentroid):
+    """The same method under another name, with published figures of its own."""
+
+    name = "test_published_centroid"
+    paper_figures: ClassVar = MappingProxyType({"classification": PaperFigures(
+        "Nobody (2026), A Test Paper, Table 1", {(5, 1): 0.5, (20, 5): 0.25})})
+
+
+def test_declared_paper_figures_reach_the_report(registered, tmp_path, capsys):
+    register(PublishedCentroid)
+    try:
+        out = tmp_path / "run"
+        assert main(["train", PublishedCentroid.name, "--way", "5", "--shot", "1", "--query",
+                     "1", "--episodes", "2", "--val-every", "0", "--out", str(out),
+                     "--no-progress"]) == 0
+        capsys.readouterr()
+        assert main(["report", str(out / "last"), "--episodes", "5", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["paper"] == "Nobody (2026), A Test Paper, Table 1"
+        assert [r["paper_accuracy"] for r in report["results"]] == [0.5, None, None, 0.25]
+        assert PAPER_RESULTS[PublishedCentroid.name] == {(5, 1): 0.5, (20, 5): 0.25}
+        assert (PAPER_RESULTS["citations"][PublishedCentroid.name]
+                == "Nobody (2026), A Test Paper, Table 1")
+    finally:
+        del METHODS[PublishedCentroid.name]
+    assert PublishedCentroid.name not in PAPER_RESULTS
+
+
+def test_paper_figures_are_never_inherited():
+    class Child(PublishedCentroid):
+        name = "test_child"
+
+    assert paper_figures(PublishedCentroid, "classification").figures == {(5, 1): 0.5,
+                                                                         (20, 5): 0.25}
+    assert paper_figures(Child, "classification") is None
+    assert paper_figures(NearestCentroid, "classification") is None
+    # the package's own subclasses: first-order MAML of MAML, ProtoCLR of ProtoNet
+    maml, fomaml = METHODS["maml"], METHODS["fomaml"]
+    assert issubclass(fomaml, maml)
+    assert paper_figures(fomaml, "classification").figures[20, 1] == 0.894
+    assert paper_figures(maml, "classification").figures[20, 1] == 0.958
+    assert paper_figures(fomaml, "regression") is None  # MAML's sinusoid table is MAML's
+    assert paper_figures(METHODS["protoclr"], "classification").figures == {(5, 1): 0.88,
+                                                                           (5, 5): 0.9648}
+
+
+def test_every_declaration_has_the_shape_of_its_kind():
+    for method in METHODS.values():
+        for kind in vars(method).get("paper_figures", {}):
+            declared = paper_figures(method, kind)
+            assert isinstance(declared, PaperFigures) and declared.citation.strip()
+            assert declared.figures or declared.table, (method.name, kind)
+            if kind == "classification":
+                assert set(declared.figures) <= set(STANDARD_SETTINGS), method.name
+                assert all(0 < v <= 1 for v in declared.figures.values()), method.name
+            elif kind == "sequences":
+                assert declared.figures == declared.table[method.name]
+            elif kind == "regression":
+                assert all(mse > 0 for steps in declared.figures.values()
+                           for mse in steps.values())
+
+
+def test_paper_figures_need_a_citation():
+    with pytest.raises(ValueError, match=r"^PaperFigures needs a citation"):
+        PaperFigures(" ", {(5, 1): 0.9})

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     runs = load_lake_runs(path=path, image_size=size)
     result = score_challenge(method, runs)
     seen = _seen_in_training(runs, data, args.data_root, size)
-    published = {label: error for label, (error, _) in LAKE_CHALLENGE_ERRORS.items()}
+    published = {label: error for label, (error, _, _) in LAKE_CHALLENGE_ERRORS.items()}
     if args.json:
         print(
             json.dumps(

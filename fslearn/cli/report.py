@@ -39,7 +39,7 @@ from fslearn.evaluation.timing import (
     seconds_per_episode,
     seconds_per_sequence_episode,
 )
-from fslearn.results import PAPER_DATASET, PAPER_RESULTS, STANDARD_SETTINGS
+from fslearn.results import PAPER_DATASET, STANDARD_SETTINGS, paper_figures
 from fslearn.results_table import EPISODES_FILE, episodes_entry, timing_record
 from fslearn.training_config import config_from_record
 
@@ -74,10 +74,11 @@ def _regression_report(args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     device = torch_device(args.device)
     method, record = load_checkpoint(args.checkpoint, device)
     k_shot = config_from_record(record["config"]).k_shot
-    paper = PAPER_RESULTS["sinusoid"].get(method.name, {}).get(k_shot, {})
+    published = paper_figures(type(method), "regression")
+    paper = published.figures.get(k_shot, {}) if published else {}
     rows = regression.report_rows(method, SinusoidRegression(), k_shot, paper, args.episodes,
                                   args.seed)
-    return rows, PAPER_RESULTS["citations"]["sinusoid"], describe_hardware(device)
+    return rows, published.citation if published else None, describe_hardware(device)
 
 
 def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path,
@@ -86,16 +87,19 @@ def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path
     one-hot episodes only), and as the 5-way 1-shot and 5-shot equivalents."""
     args.per_class = None  # the checkpoint's episodes
     method, result, device = evaluate_sequence_checkpoint(args, record)
-    table = PAPER_RESULTS["sequences"]
+    published = paper_figures(type(method), "sequences")
+    # the paper's whole table where it declares one, so its other rows stand beside the method's
+    table = (published.table or {method.name: published.figures}) if published else {}
     comparable = result.labels == "one_hot"
     paper = {name: figures.get(result.n_way, {}) if comparable else {}
              for name, figures in table.items()}
-    rows = sequences.report_rows(result, paper.get(method.name, {}))
+    own = published.figures.get(result.n_way, {}) if published and comparable else {}
+    rows = sequences.report_rows(result, own)
     equivalents = sequences.shot_equivalents(result)
     report = {
         "checkpoint": folder.name,
         "command": shlex.join(["fslearn", *argv]),
-        "paper": PAPER_RESULTS["citations"]["sequences"],
+        "paper": published.citation if published else None,
         "hardware": describe_hardware(device),
         "n_way": result.n_way, "per_class": result.per_class, "labels": result.labels,
         "episodes": result.episodes, "seed": result.seed, "dataset": result.dataset,
@@ -121,8 +125,9 @@ def _sequence_report(args: argparse.Namespace, argv: Sequence[str], folder: Path
                              for n in names)
             print(f"{ordinal(k):<14}{ours:>22}{theirs}")
         print_shot_equivalents(equivalents, 36)
-        print(f"Paper: {report['paper']}" + ("" if comparable else
-                                             " (one-hot labels only: not comparable)"))
+        if published:
+            print(f"Paper: {report['paper']}" + ("" if comparable else
+                                                 " (one-hot labels only: not comparable)"))
     if args.write:
         write_json_atomically(folder / "results.json", report)
         print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
@@ -183,7 +188,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the papers' figures are for the Vinyals split (shown beside any of its sets, as before);
     # a Lake-protocol or own-data test set has none beside it
     vinyals = PAPER_DATASET.rsplit("/", 1)[0] + "/"
-    paper = PAPER_RESULTS.get(method.name, {}) if dataset.name.startswith(vinyals) else {}
+    published = paper_figures(type(method), "classification")
+    paper = published.figures if published and dataset.name.startswith(vinyals) else {}
     rows = classification.report_rows(
         method, dataset, STANDARD_SETTINGS, paper, args.query, args.episodes, args.seed, device,
         args.progress, per_episode=args.write_episodes)
@@ -197,7 +203,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     report = {
         "checkpoint": folder.name,
         "command": shlex.join(["fslearn", *argv]),
-        "paper": PAPER_RESULTS.get("citations", {}).get(method.name),
+        "paper": published.citation if published else None,
         "hardware": describe_hardware(device),
         "results": rows,
     }

@@ -46,44 +46,59 @@ def _added(a: Tensor, b: Tensor) -> tuple[float, float]:
 
 def _half_width(d: Tensor, correction: int = 1, divisor: float | None = None) -> float:
     n = d.numel()
-    return float(1.96 * d.std(correction=correction) / (math.sqrt(n) if divisor is None
-                                                         else divisor))
+    return float(
+        1.96 * d.std(correction=correction) / (math.sqrt(n) if divisor is None else divisor)
+    )
 
 
 PAIRED_MISTAKES = (
-    Mistake("unpaired",
-            "you combined the two methods' own intervals, sqrt(ci_a**2 + ci_b**2): that is the "
-            "interval of a difference between two *independent* sets of episodes. Here both "
-            "methods faced the same episodes, and an episode that is hard for one is hard for the "
-            "other; that shared difficulty cancels in each episode's difference d_i = a_i - b_i. "
-            "Take the differences first, then the interval of their mean: 1.96 * s_d / sqrt(E).",
-            _unpaired),
-    Mistake("added_intervals",
-            "you added the two half-widths, ci_a + ci_b, which is wider still than combining "
-            "independent intervals; and the episodes are the same for both methods. Take each "
-            "episode's difference d_i = a_i - b_i, then 1.96 * s_d / sqrt(E) of those.",
-            _added),
-    Mistake("reversed",
-            "the sign is reversed: the difference is a - b (the first method minus the second), "
-            "positive when `a` is the better one.",
-            lambda a, b: _pair((b - a).mean(), _ci(b - a))),
-    Mistake("population_std",
-            "you used the population standard deviation of the differences (dividing by E); the "
-            "package and the course use the sample standard deviation, dividing by E - 1: "
-            "`d.std()` in torch (its default), `np.std(d, ddof=1)` in numpy.",
-            lambda a, b: _pair((a - b).mean(), _half_width(a - b, correction=0))),
-    Mistake("std_not_sem",
-            "you stopped at 1.96 times the standard deviation of the differences, the spread of "
-            "single episodes; the interval is about their *mean*: divide by sqrt(E).",
-            lambda a, b: _pair((a - b).mean(), _half_width(a - b, divisor=1.0))),
-    Mistake("percentage",
-            "your answer is in percent (100 times too large): return fractions, on the scale of "
-            "the accuracies.",
-            lambda a, b: _pair(100 * (a - b).mean(), 100 * _ci(a - b))),
-    Mistake("interval_of_a",
-            "the half-width is that of the first method's accuracies, not of the differences: "
-            "compute d = a - b, then 1.96 * s_d / sqrt(E).",
-            lambda a, b: _pair((a - b).mean(), _ci(a))),
+    Mistake(
+        "unpaired",
+        "you combined the two methods' own intervals, sqrt(ci_a**2 + ci_b**2): that is the "
+        "interval of a difference between two *independent* sets of episodes. Here both "
+        "methods faced the same episodes, and an episode that is hard for one is hard for the "
+        "other; that shared difficulty cancels in each episode's difference d_i = a_i - b_i. "
+        "Take the differences first, then the interval of their mean: 1.96 * s_d / sqrt(E).",
+        _unpaired,
+    ),
+    Mistake(
+        "added_intervals",
+        "you added the two half-widths, ci_a + ci_b, which is wider still than combining "
+        "independent intervals; and the episodes are the same for both methods. Take each "
+        "episode's difference d_i = a_i - b_i, then 1.96 * s_d / sqrt(E) of those.",
+        _added,
+    ),
+    Mistake(
+        "reversed",
+        "the sign is reversed: the difference is a - b (the first method minus the second), "
+        "positive when `a` is the better one.",
+        lambda a, b: _pair((b - a).mean(), _ci(b - a)),
+    ),
+    Mistake(
+        "population_std",
+        "you used the population standard deviation of the differences (dividing by E); the "
+        "package and the course use the sample standard deviation, dividing by E - 1: "
+        "`d.std()` in torch (its default), `np.std(d, ddof=1)` in numpy.",
+        lambda a, b: _pair((a - b).mean(), _half_width(a - b, correction=0)),
+    ),
+    Mistake(
+        "std_not_sem",
+        "you stopped at 1.96 times the standard deviation of the differences, the spread of "
+        "single episodes; the interval is about their *mean*: divide by sqrt(E).",
+        lambda a, b: _pair((a - b).mean(), _half_width(a - b, divisor=1.0)),
+    ),
+    Mistake(
+        "percentage",
+        "your answer is in percent (100 times too large): return fractions, on the scale of "
+        "the accuracies.",
+        lambda a, b: _pair(100 * (a - b).mean(), 100 * _ci(a - b)),
+    ),
+    Mistake(
+        "interval_of_a",
+        "the half-width is that of the first method's accuracies, not of the differences: "
+        "compute d = a - b, then 1.96 * s_d / sqrt(E).",
+        lambda a, b: _pair((a - b).mean(), _ci(a)),
+    ),
 )
 
 
@@ -93,17 +108,28 @@ def _cases() -> tuple[Case, ...]:
     difficulty = torch.rand(600, generator=generator, dtype=torch.float64)
     a = (75 * (0.95 - 0.3 * difficulty)).round() / 75
     b = (a - torch.randint(0, 3, (600,), generator=generator) / 75).clamp(min=0)
-    ten_a = torch.tensor([k / 75 for k in (70, 66, 72, 60, 68, 74, 63, 71, 65, 69)],
-                         dtype=torch.float64)
+    ten_a = torch.tensor(
+        [k / 75 for k in (70, 66, 72, 60, 68, 74, 63, 71, 65, 69)], dtype=torch.float64
+    )
     shift = torch.tensor([1, 0, 2, 1, 1, 0, 3, 1, 2, 1], dtype=torch.float64) / 75
     return (
-        Case("three episodes", (torch.tensor([1.0, 0.5, 0.75], dtype=torch.float64),
-                                torch.tensor([0.5, 0.5, 0.25], dtype=torch.float64)), _NAMES),
-        Case("ten episodes of 75 queries, b a little worse on each", (ten_a, ten_a - shift),
-             _NAMES),
+        Case(
+            "three episodes",
+            (
+                torch.tensor([1.0, 0.5, 0.75], dtype=torch.float64),
+                torch.tensor([0.5, 0.5, 0.25], dtype=torch.float64),
+            ),
+            _NAMES,
+        ),
+        Case(
+            "ten episodes of 75 queries, b a little worse on each", (ten_a, ten_a - shift), _NAMES
+        ),
         Case("b better than a", (ten_a - shift, ten_a), _NAMES),
-        Case("b one right answer fewer on every episode (differences all equal)",
-             (ten_a, ten_a - 1 / 75), _NAMES),
+        Case(
+            "b one right answer fewer on every episode (differences all equal)",
+            (ten_a, ten_a - 1 / 75),
+            _NAMES,
+        ),
         Case("600 simulated episodes whose difficulty both methods share", (a, b), _NAMES),
     )
 
@@ -111,8 +137,10 @@ def _cases() -> tuple[Case, ...]:
 def _error_hint(error: BaseException) -> str | None:
     text = str(error)
     if "ddof" in text:
-        return ("torch's `std` has no `ddof`: `d.std()` already divides by E - 1 (or write "
-                "`correction=1`).")
+        return (
+            "torch's `std` has no `ddof`: `d.std()` already divides by E - 1 (or write "
+            "`correction=1`)."
+        )
     if "must be Tensor, not" in text:
         return "for a plain number use `math.sqrt(E)` (or `E ** 0.5`), not `torch.sqrt`."
     if "cannot unpack" in text or "not iterable" in text:
@@ -138,8 +166,9 @@ def paired_difference_spec() -> FunctionSpec:
     )
 
 
-def check_paired_difference(paired_difference: Callable[[Tensor, Tensor], tuple[float, float]],
-                            *, quiet: bool = False) -> CheckResult:
+def check_paired_difference(
+    paired_difference: Callable[[Tensor, Tensor], tuple[float, float]], *, quiet: bool = False
+) -> CheckResult:
     """Check a student's ``paired_difference(a, b)`` and display the verdict.
 
     It is called on five cases (1-D float64 tensors of 3 to 600 accuracies in ``[0, 1]``, the
@@ -153,5 +182,9 @@ def check_paired_difference(paired_difference: Callable[[Tensor, Tensor], tuple[
     Returns:
         The :class:`~fslearn.exercises.checker.CheckResult`.
     """
-    return check_functions("exercise 8.1, comparing on the same episodes",
-                           [paired_difference_spec()], [paired_difference], quiet=quiet)
+    return check_functions(
+        "exercise 8.1, comparing on the same episodes",
+        [paired_difference_spec()],
+        [paired_difference],
+        quiet=quiet,
+    )

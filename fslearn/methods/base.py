@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from fslearn.data.episodes import Episode
 from fslearn.methods.options import Family, Option
+from fslearn.results import PaperFigures
 
 if TYPE_CHECKING:  # fslearn.training imports this module
     from fslearn.training import TrainingConfig
@@ -70,6 +71,10 @@ class FewShotMethod(nn.Module, ABC):
     #: batch, e.g. every task's images embedded in one pass: a run on several processes
     #: synchronises their statistics) or ``"task"`` (each task's own images, left alone)
     batch_statistics: ClassVar[str] = "batch"
+    #: the figures its papers published, by kind of test (:data:`fslearn.results.KINDS_OF_TEST`),
+    #: set beside fslearn's by ``fslearn report`` and the book; never inherited (a subclass is
+    #: another method: :func:`fslearn.results.paper_figures` reads a class's own declaration)
+    paper_figures: ClassVar[Mapping[str, PaperFigures]] = MappingProxyType({})
 
     def __init__(self) -> None:
         super().__init__()

@@ -76,6 +76,7 @@ from torch import Tensor, nn
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
 from fslearn.methods.options import Option
+from fslearn.results import PaperFigures
 
 __all__ = [
     "GRAPH_PAIRS_PER_CHUNK",
@@ -268,6 +269,11 @@ class GraphNeuralNetwork(MetricMethod):
     """
 
     name = "gnn"
+    #: Garcia and Bruna (2018), Table 1; one model trained per setting
+    paper_figures = MappingProxyType({"classification": PaperFigures(
+        "Garcia and Bruna (2018), Few-Shot Learning with Graph Neural Networks, ICLR, Table 1 "
+        "(Omniglot; one model per setting)",
+        {(5, 1): 0.992, (5, 5): 0.997, (20, 1): 0.974, (20, 5): 0.990})})
     cli_options = (
         Option(("--query-label",), "the query node's label features: uniform, 1/N for every "
                "class (the paper), or zeros (the authors' code)", choices=QUERY_LABELS),

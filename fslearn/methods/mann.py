@@ -39,7 +39,8 @@ whole string), and a string counts as correct only when every character is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
@@ -57,6 +58,7 @@ from fslearn.methods.sequence import (
     predictions,
     sequence_loss,
 )
+from fslearn.results import PaperFigures
 
 __all__ = [
     "MANN",
@@ -172,6 +174,21 @@ def update_usage(usage: Tensor, read_weights: Tensor, write_weights: Tensor, gam
 # --- the models ---------------------------------------------------------------------------------
 
 
+#: Santoro, Bartunov, Botvinick, Wierstra and Lillicrap (2016), Table 1: Omniglot sequence
+#: episodes, 5-way, one-hot labels, accuracy on the 1st, 2nd, 3rd, 4th, 5th and 10th
+#: presentation of a class; with the paper's human participants and feedforward network, for
+#: reference. row -> n_way -> presentation -> accuracy
+SANTORO_2016_TABLE_1 = PaperFigures(
+    "Santoro, Bartunov, Botvinick, Wierstra and Lillicrap (2016), Meta-Learning with "
+    "Memory-Augmented Neural Networks, ICML, Table 1 (Omniglot, 5-way, one-hot labels)",
+    table={
+        "mann": {5: {1: 0.364, 2: 0.828, 3: 0.910, 4: 0.926, 5: 0.949, 10: 0.981}},
+        "lstm": {5: {1: 0.244, 2: 0.495, 3: 0.553, 4: 0.610, 5: 0.636, 10: 0.625}},
+        "human": {5: {1: 0.345, 2: 0.573, 3: 0.701, 4: 0.718, 5: 0.814, 10: 0.924}},
+        "feedforward": {5: {1: 0.244, 2: 0.196, 3: 0.211, 4: 0.199, 5: 0.228, 10: 0.195}},
+    })
+
+
 class MANNState(NamedTuple):
     """Everything a MANN carries from one step to the next.
 
@@ -225,6 +242,8 @@ class MANN(SequenceMethod):
     """
 
     name = "mann"
+    paper_figures = MappingProxyType({"sequences": replace(
+        SANTORO_2016_TABLE_1, figures=SANTORO_2016_TABLE_1.table["mann"])})
     cli_options = (
         *SequenceMethod.cli_options,
         Option(("--controller-size",), "LSTM units of the controller", type=int,
@@ -342,6 +361,8 @@ class LSTMBaseline(SequenceMethod):
     """
 
     name = "lstm"
+    paper_figures = MappingProxyType({"sequences": replace(
+        SANTORO_2016_TABLE_1, figures=SANTORO_2016_TABLE_1.table["lstm"])})
     cli_options = (*SequenceMethod.cli_options, *(
         option for option in MANN.cli_options if option.flags == ("--controller-size",)))
 

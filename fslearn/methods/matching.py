@@ -52,6 +52,7 @@ attention is ``scale=1``, the default.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -63,6 +64,7 @@ from fslearn.backbones import Conv4
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
 from fslearn.methods.options import Option
+from fslearn.results import PaperFigures
 
 if TYPE_CHECKING:
     from fslearn.training import TrainingConfig
@@ -188,6 +190,12 @@ class MatchingNetwork(MetricMethod):
     """
 
     name = "matchingnet"
+    #: Vinyals et al. (2016), Table 1, "Matching Nets" (cosine attention; whether these
+    #: Omniglot figures used full context embeddings is not confirmed)
+    paper_figures = MappingProxyType({"classification": PaperFigures(
+        "Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), Matching Networks for "
+        "One Shot Learning, NeurIPS, Table 1 (Omniglot)",
+        {(5, 1): 0.981, (5, 5): 0.989, (20, 1): 0.938, (20, 5): 0.985})})
     cli_options = (
         Option(("--fce",), "full context embeddings: a bidirectional LSTM over the support set "
                "and an attention LSTM for each query (default: off, cosine attention over the "

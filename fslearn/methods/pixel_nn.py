@@ -14,9 +14,12 @@ coincide. It has no parameters, so it cannot be trained; it measures how far pix
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from torch import Tensor, nn
 
 from fslearn.methods.base import MetricMethod
+from fslearn.results import PaperFigures
 
 __all__ = ["PixelNearestNeighbour"]
 
@@ -32,6 +35,12 @@ class PixelNearestNeighbour(MetricMethod):
     """
 
     name = "pixel_nn"
+    #: Vinyals et al. (2016), Table 1, "Pixels": nearest neighbour on raw pixels with a cosine
+    #: distance, nothing learned (this one uses the squared Euclidean distance)
+    paper_figures = MappingProxyType({"classification": PaperFigures(
+        "Vinyals, Blundell, Lillicrap, Kavukcuoglu and Wierstra (2016), Matching Networks for "
+        "One Shot Learning, NeurIPS, Table 1 (Omniglot, \"Pixels\", cosine distance)",
+        {(5, 1): 0.417, (5, 5): 0.632, (20, 1): 0.267, (20, 5): 0.426})})
 
     def __init__(self, in_channels: int = 1) -> None:
         super().__init__(nn.Flatten())

@@ -12,7 +12,7 @@ fine-tuning, a linear head initialised from the prototypes, is not part of this 
 Their Omniglot setting (``omni-mini`` of indy-lab/ProtoTransfer): Conv4, 28x28, the Vinyals
 training classes with labels unused; batches of N = 50 images, 1 support and 3 query copies;
 Adam. Published (Omniglot, Conv4, no labels, 5-way 1-shot / 5-shot): ProtoTransfer 88.00 /
-96.48, UMTRA 83.80 / 95.43, CACTUs-ProtoNets 68.12 / 83.58 (:data:`fslearn.results.PAPER_RESULTS`).
+96.48, UMTRA 83.80 / 95.43, CACTUs-ProtoNets 68.12 / 83.58 (:attr:`ProtoCLR.paper_figures`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from torch import nn
 from fslearn.data.contrastive import ContrastiveEpisodeSampler
 from fslearn.data.dataset import FewShotDataset
 from fslearn.methods.protonet import PrototypicalNetwork
+from fslearn.results import PaperFigures
 from fslearn.training_config import TrainingConfig
 
 __all__ = ["ProtoCLR"]
@@ -46,6 +47,22 @@ class ProtoCLR(PrototypicalNetwork):
     name = "protoclr"
     #: ProtoTransfer's Omniglot batches: 50 images, 1 support and 3 query copies each
     training_defaults = MappingProxyType({"n_way": 50, "k_shot": 1, "n_query": 3})
+    #: Omniglot, Conv4, no labels in training, 5-way 1-shot / 5-shot (20-way not set beside it:
+    #: the figures we could check are 5-way): Medina et al. (2020), as tabulated in the
+    #: ojss/c3lr README; UMTRA (Khodadadeh et al. 2019) and CACTUs-ProtoNets (Hsu et al. 2019)
+    #: from the same table, for reference
+    paper_figures = MappingProxyType({
+        "classification": PaperFigures(
+            "Medina, Devos and Grossglauser (2020), Self-Supervised Prototypical Transfer "
+            "Learning for Few-Shot Classification (ProtoTransfer), Omniglot, Conv4, no labels "
+            "in training",
+            {(5, 1): 0.8800, (5, 5): 0.9648}),
+        "unsupervised": PaperFigures(
+            "UMTRA: Khodadadeh, Boloni and Shah (2019), NeurIPS; CACTUs-ProtoNets: Hsu, Levine "
+            "and Finn (2019), ICLR; Omniglot 5-way, Conv4, as tabulated with ProtoTransfer",
+            table={"umtra": {(5, 1): 0.8380, (5, 5): 0.9543},
+                   "cactus_protonets": {(5, 1): 0.6812, (5, 5): 0.8358}}),
+    })
 
     def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1) -> None:
         super().__init__(backbone, in_channels)

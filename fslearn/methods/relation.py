@@ -43,6 +43,8 @@ statistics. Their gradient-norm clipping at 0.5, separately for each module, is 
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,6 +53,7 @@ from fslearn.backbones import batch_statistics, channels_last
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import MetricMethod, check_query_labels, check_support
 from fslearn.methods.options import Option
+from fslearn.results import PaperFigures
 
 __all__ = [
     "AGGREGATES",
@@ -267,6 +270,12 @@ class RelationNetwork(MetricMethod):
     """
 
     name = "relationnet"
+    #: Sung et al. (2018), Table 1 (+/- 0.2 / 0.1 / 0.2 / 0.1); one model trained per setting,
+    #: 1,000,000 episodes each
+    paper_figures = MappingProxyType({"classification": PaperFigures(
+        "Sung, Yang, Zhang, Xiang, Torr and Hospedales (2018), Learning to Compare: Relation "
+        "Network for Few-Shot Learning, CVPR, Table 1 (Omniglot)",
+        {(5, 1): 0.996, (5, 5): 0.998, (20, 1): 0.976, (20, 5): 0.991})})
     cli_options = (
         Option(("--aggregate",), "how a class's K support feature maps are combined: sum, the "
                "authors' (train with the shots you will test with), or mean (one model for any "
