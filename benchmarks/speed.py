@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -352,6 +353,7 @@ def main() -> None:
         print(json.dumps(measure(workload, variant, args.warmup, args.steps)))
         return
     device = describe_hardware("cpu")
+    load_at_start = os.getloadavg()[0]  # the machine's load: CPU time is what it disturbs least
     print(f"# {device}; torch {torch.__version__}; CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}")
     print(f"{'workload':<17}{'variant':<10}{'CPU s':>9}{'wall s':>9}{'CPU x':>7}{'wall x':>8}"
@@ -377,7 +379,10 @@ def main() -> None:
                   f"{row['start_rss_gib']:>10.2f}{row['peak_rss_gib']:>9.2f}")
             rows.append({**row, "what": WORKLOADS[workload][1]})
     if args.json:
-        write_results(args.json, "benchmarks/speed.py", device, rows)
+        write_results(args.json, "benchmarks/speed.py", device, rows, {
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "load_average_1min_at_start": load_at_start,
+            "load_average_1min_at_end": os.getloadavg()[0]})
 
 
 if __name__ == "__main__":
