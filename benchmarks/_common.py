@@ -28,9 +28,11 @@ def run_child(command: list[str], what: dict[str, object]) -> tuple[dict[str, ob
     return json.loads(done.stdout.strip().splitlines()[-1]), None
 
 
-def write_results(path: Path, script: str, device: str, rows: list[dict[str, object]]) -> None:
+def write_results(path: Path, script: str, device: str, rows: list[dict[str, object]],
+                  extra: dict[str, object] | None = None) -> None:
     """Write the figures with the command that made them (as run from the repository root),
-    the device and the torch version."""
+    the device, the torch version and ``extra`` (say, the machine's load while it ran)."""
     path.write_text(json.dumps({
         "command": shlex.join(["python", script, *sys.argv[1:]]),
-        "device": device, "torch": torch.__version__, "results": rows}, indent=2) + "\n")
+        "device": device, "torch": torch.__version__, **(extra or {}), "results": rows},
+        indent=2) + "\n")

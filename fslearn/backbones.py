@@ -9,7 +9,40 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Conv4", "OffsetBatchNorm2d", "SamePadConv2d", "StridedConv4", "TaskBatchNorm2d",
-           "conv_block"]
+           "batch_statistics", "channels_last", "conv_block"]
+
+
+def channels_last(x: Tensor) -> Tensor:
+    """``x: [batch, C, H, W]`` laid out channels-last in memory, one channel included.
+
+    With one channel (Omniglot), the channels-last and the default layouts hold the same
+    numbers in the same order, ``x.contiguous(memory_format=torch.channels_last)`` changes
+    nothing, and the convolution, seeing a default-layout input and (one input channel again)
+    weights, computes every map of the network in the default layout. The same memory viewed as
+    ``[batch, H, W, 1]`` and permuted to ``[batch, 1, H, W]`` has channels-last strides, so every
+    later map is channels-last, where max-pooling and batch norm are several times faster on a
+    CPU.
+
+    Use it only where batch norm normalises with stored running statistics: with the statistics
+    of the batch, torch 2.13's channels-last batch norm on a CPU sums the values of a channel in
+    float32 one after another, so its outputs and gradients are off by about 1e-4 to 1e-3
+    relative on a Conv4's first maps (1e-7 in the default layout; ``benchmarks/PROFILE.md``),
+    enough to change some of MAML's test predictions.
+    """
+    if x.shape[1] == 1:
+        batch, _, height, width = x.shape
+        return x.contiguous().view(batch, height, width, 1).permute(0, 3, 1, 2)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def batch_statistics(module: nn.Module) -> bool:
+    """Whether some batch norm inside ``module`` normalises with the statistics of the batch:
+    in training mode, without running averages, or always (:class:`TaskBatchNorm2d`,
+    :class:`OffsetBatchNorm2d`)."""
+    return any(isinstance(m, TaskBatchNorm2d | OffsetBatchNorm2d)
+               or (isinstance(m, nn.modules.batchnorm._BatchNorm)
+                   and (m.training or not m.track_running_stats))
+               for m in module.modules())
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -69,9 +102,10 @@ class Conv4(nn.Module):
                 f"times, so it needs images of at least {self.min_size}x{self.min_size} pixels; "
                 f"got {x.shape[-2]}x{x.shape[-1]}. Use a larger image size."
             )
-        if self.channels_last:
-            # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2)
-            x = x.contiguous(memory_format=torch.channels_last)
+        # channels-last lets the CPU convolution kernels run 1.5-3x faster (measured on AVX2);
+        # with one channel only where batch norm uses running averages (see channels_last)
+        if self.channels_last and (x.shape[1] > 1 or not batch_statistics(self.features)):
+            x = channels_last(x)
         return self.features(x).flatten(1)
 
 
@@ -82,10 +116,16 @@ class TaskBatchNorm2d(nn.Module):
     norm): each task's images are normalised by their own mean and variance. It keeps no state
     outside its parameters, so it can be run with ``torch.func.vmap`` over tasks.
 
-    The affine part is applied outside ``F.batch_norm`` on purpose: under ``vmap``,
+    Under ``vmap`` the affine part is applied outside ``F.batch_norm``:
     ``F.batch_norm(x, None, None, weight, bias, training=True)`` gives wrong second-order
-    gradients in torch 2.13 (measured; ``shared/notes/repro_vmap_batchnorm.py``), while the
-    normalisation alone followed by ``* weight + bias`` gives the right ones.
+    gradients there in torch 2.13 (measured; ``shared/notes/repro_vmap_batchnorm.py``), while
+    the normalisation alone followed by ``* weight + bias`` gives the right ones. Outside
+    ``vmap`` (:attr:`fuse_affine`, which the vmap engine turns off) the affine part goes into
+    ``F.batch_norm``, the same function in two passes over the maps fewer: about 1.1 times
+    faster MAML steps on a CPU (``benchmarks/speed.py``).
+
+    Attributes:
+        fuse_affine: apply the weight and bias inside ``F.batch_norm`` (not under ``vmap``).
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -93,8 +133,12 @@ class TaskBatchNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.fuse_affine = True
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fuse_affine:
+            return F.batch_norm(x, None, None, self.weight, self.bias, training=True,
+                                eps=self.eps)
         normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
         return normalised * self.weight[:, None, None] + self.bias[:, None, None]
 
@@ -106,6 +150,9 @@ class OffsetBatchNorm2d(nn.Module):
 
     Its ``offset`` is named in :attr:`meta_only`: in that code it is a variable of the layer,
     not one of the weights the inner loop adapts, so only the outer loop learns it.
+
+    Attributes:
+        fuse_affine: as :class:`TaskBatchNorm2d`'s.
     """
 
     #: parameters that the inner loop of a MAML-like method leaves as they are
@@ -115,9 +162,13 @@ class OffsetBatchNorm2d(nn.Module):
         super().__init__()
         self.offset = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.fuse_affine = True
 
     def forward(self, x: Tensor) -> Tensor:
-        # the offset is added outside F.batch_norm for the reason TaskBatchNorm2d gives
+        # under vmap the offset is added outside F.batch_norm, for the reason TaskBatchNorm2d
+        # gives; elsewhere inside it (fuse_affine), which is faster
+        if self.fuse_affine:
+            return F.batch_norm(x, None, None, None, self.offset, training=True, eps=self.eps)
         normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
         return normalised + self.offset[:, None, None]
 

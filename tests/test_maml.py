@@ -117,11 +117,34 @@ def _assert_matches_finite_differences(model, episode, gradient, seed):
         assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
 
 
+@pytest.mark.parametrize("engine", ["vmap", "loop"])
 @pytest.mark.parametrize("cls, steps", [(MAML, 1), (MAML, 3), (MetaSGD, 1), (ANIL, 2)])
-def test_meta_gradient_matches_finite_differences(cls, steps):
+def test_meta_gradient_matches_finite_differences(cls, steps, engine):
+    """Both engines: the loop's batch norm applies its affine part inside F.batch_norm, the
+    vmap engine's outside it (see TaskBatchNorm2d)."""
     model, episode = _model(cls, steps), _episode()
-    gradient = _meta_gradient(model, episode, "vmap", per_task=False)
+    gradient = _meta_gradient(model, episode, engine, per_task=engine == "loop")
     _assert_matches_finite_differences(model, episode, gradient, seed=1)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_an_unadapted_body_runs_once_with_the_whole_networks_results(first_order):
+    """ANIL adapts the head only, so the body's features are computed once per task: the same
+    query logits and meta-gradient as the inner loop over the whole network (float64)."""
+    model, episode = _model(ANIL, steps=3, first_order=first_order), _episode()
+    params = dict(model.network.named_parameters())
+    t = 1
+    logits = model.adapt_and_score(params, model.step_sizes(), episode.support_x[t],
+                                   episode.support_y[t], episode.query_x[t])
+    adapted = inner_loop(model.network, params, episode.support_x[t], episode.support_y[t], 3,
+                         model.step_sizes(), first_order)
+    reference = functional_call(model.network, adapted, (episode.query_x[t],))
+    assert torch.allclose(logits, reference, rtol=1e-12, atol=1e-13)
+    weights = torch.randn_like(logits)
+    got = torch.autograd.grad((logits * weights).sum(), list(params.values()))
+    want = torch.autograd.grad((reference * weights).sum(), list(params.values()))
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-13)
 
 
 def test_first_order_gradient_is_the_query_gradient_at_the_adapted_parameters():

@@ -161,6 +161,29 @@ def test_relation_and_loss_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(loss, (support, query))
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_all_pairs_without_concatenation_give_the_concatenated_pairs_scores(training):
+    """score_all_pairs (the first convolution split into its class and query halves) gives
+    the module's scores of the concatenated pairs and the same gradients (float64), with batch
+    norm in training mode and with running averages, at once and in chunks."""
+    torch.manual_seed(0)
+    module = RelationModule(channels=3, side=5, hidden=4).double()
+    class_maps = torch.randn(2, 4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    query_maps = torch.randn(2, 6, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    module(relation_pairs(class_maps, query_maps).flatten(0, 2).detach())  # running averages
+    module.train(training)
+    inputs = [class_maps, query_maps, *module.parameters()]
+    weights = torch.randn(2, 6, 4, dtype=torch.float64)
+    reference = module(relation_pairs(class_maps, query_maps).flatten(0, 2)).view(2, 6, 4)
+    expected = torch.autograd.grad((reference * weights).sum(), inputs)
+    for chunk in (None,) if training else (None, 9):  # 9 pairs: two queries' rows a chunk
+        scores = module.score_all_pairs(class_maps, query_maps, chunk)
+        assert torch.allclose(scores, reference, rtol=1e-12, atol=1e-14)
+        gradients = torch.autograd.grad((scores * weights).sum(), inputs)
+        for got, want in zip(gradients, expected, strict=True):
+            assert torch.allclose(got, want, rtol=1e-10, atol=1e-14)
+
+
 def test_evaluation_scores_in_chunks_equal_one_batch(monkeypatch):
     torch.manual_seed(0)
     method = RelationNetwork().eval()

@@ -174,6 +174,69 @@ def mann_benchmark_table() -> str:
                   rows)
 
 
+def speed_benchmark_table() -> str:
+    """Each workload's variants beside the reference (benchmarks/results/speed-cpu.json)."""
+    entries = _benchmark("speed-cpu")["results"]
+    reference = {e["workload"]: e for e in entries if e["variant"] == "reference"}
+    rows = []
+    for entry in entries:
+        if entry["variant"] == "reference":
+            continue
+        base = reference[entry["workload"]]
+        rows.append([entry["what"], entry["variant"], f"{base['cpu_s']:.3f}",
+                     f"{entry['cpu_s']:.3f}", f"**{entry['cpu_ratio']:.2f}x**",
+                     f"{entry['wall_ratio']:.2f}x",
+                     f"{base['peak_rss_gib']:.2f} / {entry['peak_rss_gib']:.2f}"])
+    return _table(["workload (one step)", "variant", "reference CPU s", "variant CPU s",
+                   "CPU-time ratio", "wall ratio", "peak GiB, reference / variant"], rows)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def speed_targets_table() -> str:
+    """Issue 22's targets beside the figures of benchmarks/results/speed-cpu.json (CPU time of
+    one thread; a workload left out of the run says so)."""
+    rows_by = {(e["workload"], e["variant"]): e for e in _benchmark("speed-cpu")["results"]}
+
+    def measured(workload: str) -> bool:
+        return (workload, "new") in rows_by and (workload, "reference") in rows_by
+
+    rows = []
+    if measured("protonet-train"):
+        new, ref = rows_by["protonet-train", "new"], rows_by["protonet-train", "reference"]
+        easy = rows_by.get(("protonet-train", "easyfsl"))
+        against = f"; {easy['cpu_s'] / new['cpu_s']:.2f}x as fast as easyfsl" if easy else ""
+        rows.append(["ProtoNet training step, 60-way 1-shot", ">= 1.8x the reference",
+                     f"{new['cpu_ratio']:.2f}x{against}", _met(new["cpu_ratio"] >= 1.8)])
+    for steps in (1, 5):
+        workload = f"maml{steps}-train"
+        if measured(workload):
+            new, ref = rows_by[workload, "new"], rows_by[workload, "reference"]
+            memory = new["peak_rss_gib"] / ref["peak_rss_gib"]
+            rows.append([f"MAML 2nd-order outer step, 5-way 1-shot, 32 tasks, {steps} inner "
+                         f"step{'s' if steps > 1 else ''}", ">= 2x, peak memory <= 1.2x",
+                         f"{new['cpu_ratio']:.2f}x, memory {memory:.2f}x",
+                         _met(new["cpu_ratio"] >= 2 and memory <= 1.2)])
+    for workload, what in (("protonet-eval", "ProtoNet, 20-way 1-shot"),
+                           ("relation-eval1", "Relation Network, 5-way 1-shot")):
+        if measured(workload):
+            new, ref = rows_by[workload, "new"], rows_by[workload, "reference"]
+            rows.append([f"1000 test episodes, {what}", "<= 10 s",
+                         f"{new['cpu_s']:.1f} s (reference {ref['cpu_s']:.1f} s)",
+                         _met(new["cpu_s"] <= 10)])
+    if measured("maml20-eval1") and measured("maml20-eval5"):
+        # the report's 1000 episodes of each of its two settings; a step is 10 episodes
+        new, ref = ((100 * sum(rows_by[f"maml20-eval{k}", v]["cpu_s"] for k in (1, 5)) / 60)
+                    for v in ("new", "reference"))
+        rows.append(["`fslearn report maml-omniglot-20way` (1000 episodes of 20-way 1- and "
+                     "5-shot, from 10 of each)", "<= 10 min", f"{new:.1f} min (reference "
+                     f"{ref:.1f} min)", _met(new <= 10)])
+    return _table(["workload", "issue 22's target", "measured (CPU time, one thread)", "met"],
+                  rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "metric-checkpoints": metric_table,
     "maml-5way-checkpoints": maml_5way_table,
@@ -182,6 +245,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "mann-checkpoints": mann_table,
     "maml-benchmark": maml_benchmark_table,
     "mann-benchmark": mann_benchmark_table,
+    "speed-benchmark": speed_benchmark_table,
+    "speed-targets": speed_targets_table,
 }
 
 

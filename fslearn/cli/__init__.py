@@ -35,6 +35,7 @@ import sys
 from collections.abc import Sequence
 
 from fslearn import __version__
+from fslearn._system import keep_freed_memory
 from fslearn.checkpoints import CheckpointError
 from fslearn.cli import challenge, checkpoints, data, evaluate, predict, report, results, train
 from fslearn.data.download import DownloadError
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fslearn`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    # freed activations stay in the process instead of being faulted in again at every step
+    # (up to a third of a training step's time on Linux; see fslearn._system)
+    keep_freed_memory()
     try:
         if args.command == "train":
             return train.run(args, argv)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from fslearn.backbones import Conv4, StridedConv4, TaskBatchNorm2d
+from fslearn.backbones import Conv4, OffsetBatchNorm2d, StridedConv4, TaskBatchNorm2d
 from fslearn.data.episodes import Episode
 from fslearn.methods.base import FewShotMethod
 from fslearn.methods.options import Family, Option
@@ -408,9 +408,20 @@ class InnerLoopMethod(FewShotMethod):
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """One task: adapt to its support set, then its query logits ``[n_query_total, n_way]``."""
         steps = self.training_inner_steps if self.training else self.test_inner_steps
+        scale = self.loss_scale(support_x.shape[0])
+        if steps and not any(name.startswith("0.") for name in step_sizes):
+            # the body (module 0) is not adapted, so its features are the same at every inner
+            # step: computed once, and only the head (module 1) takes the steps
+            body, head = ({name[2:]: value for name, value in params.items()
+                           if name.startswith(prefix)} for prefix in ("0.", "1."))
+            support_z, query_z = (functional_call(self.network[0], body, (x,))
+                                  for x in (support_x, query_x))
+            adapted = inner_loop(self.network[1], head, support_z, support_y, steps,
+                                 {name[2:]: size for name, size in step_sizes.items()},
+                                 self.first_order, self.task_loss, loss_scale=scale)
+            return functional_call(self.network[1], adapted, (query_z,))
         adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
-                             self.first_order, self.task_loss,
-                             loss_scale=self.loss_scale(support_x.shape[0]))
+                             self.first_order, self.task_loss, loss_scale=scale)
         return functional_call(self.network, adapted, (query_x,))
 
     @property
@@ -429,8 +440,13 @@ class InnerLoopMethod(FewShotMethod):
         return "vmap" if device.type == "cuda" or self.task == "regression" else "loop"
 
     def _use_channels_last(self, flag: bool) -> None:
+        """Channels-last maps and batch norm with its affine part inside ``F.batch_norm``
+        (both faster on a CPU), or neither: what ``torch.func.vmap`` needs (``flag=False``)."""
         if isinstance(self.network[0], Conv4 | StridedConv4):
             self.network[0].channels_last = flag
+        for module in self.network.modules():
+            if isinstance(module, TaskBatchNorm2d | OffsetBatchNorm2d):
+                module.fuse_affine = flag
 
     def _check(self, episode: Episode) -> None:
         if self.task == "regression":
@@ -454,7 +470,7 @@ class InnerLoopMethod(FewShotMethod):
         task: Callable[..., Tensor] = lambda sx, sy, qx: self.adapt_and_score(  # noqa: E731
             params, step_sizes, sx, sy, qx)
         vectorised = self.resolved_engine() == "vmap"
-        self._use_channels_last(not vectorised)  # vmap cannot change memory formats
+        self._use_channels_last(not vectorised)  # vmap takes neither (see there)
         if vectorised:
             return vmap(task, randomness="error")(episode.support_x, episode.support_y,
                                                   episode.query_x)
