@@ -13,8 +13,8 @@ repeats (as ``timeit`` advises): on a machine shared with other work, the fastes
 the one least slowed by it.
 
 By default every process first keeps the memory it frees (``--malloc keep``: glibc's
-``mallopt(M_MMAP_MAX, 0)`` and a 1 GiB ``M_TRIM_THRESHOLD``, as ``fslearn train`` does once
-issue 22's ``keep_freed_memory`` is merged). With glibc's defaults (``--malloc default``) large
+``mallopt(M_MMAP_MAX, 0)`` and a 1 GiB ``M_TRIM_THRESHOLD``, as ``fslearn train`` does first:
+``fslearn._system.keep_freed_memory``). With glibc's defaults (``--malloc default``) large
 freed activations go back to the operating system and are faulted in again on the next step,
 how often depending on each process's history of allocations (glibc's mmap threshold adapts to
 the blocks it has freed), so a 1- and a 2-process figure can differ by more than the split of
@@ -26,13 +26,11 @@ seconds per step (``resource.getrusage`` over the timed steps; on 2 processes, r
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import resource
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +40,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from fslearn._system import describe_hardware
+from fslearn._system import describe_hardware, keep_freed_memory
 from fslearn.data.dataset import FewShotDataset
 from fslearn.data.sequences import SequenceTasks
 from fslearn.distributed import world
@@ -57,25 +55,6 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "baseline": (dict(num_classes=100), dict(batch_size=16)),
     "mann": ({}, dict(n_way=5, per_class=10, batch_size=16)),
 }
-
-
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc's malloc keep freed memory for the next allocation instead of returning it to
-    the operating system (no mmap for large blocks, a 1 GiB trim threshold). The benchmark's own
-    copy of issue 22's ``fslearn._system.keep_freed_memory``; False where it cannot apply (not
-    Linux with glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def _data(name: str) -> FewShotDataset | SequenceTasks:
