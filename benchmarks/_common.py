@@ -10,6 +10,7 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,3 +37,23 @@ def write_results(path: Path, script: str, device: str, rows: list[dict[str, obj
         "command": shlex.join(["python", script, *sys.argv[1:]]),
         "device": device, "torch": torch.__version__, **(extra or {}), "results": rows},
         indent=2) + "\n")
+
+
+def mann_training_step() -> Callable[[int], None]:
+    """One Adam step of a MANN on batch ``index`` of 16 Omniglot sequence episodes (5-way, 10
+    drawings per class, the paper's sizes): the MANN workload of the speed benchmarks."""
+    from fslearn.data import load_omniglot
+    from fslearn.data.sequences import SequenceSampler
+    from fslearn.methods.mann import MANN
+
+    sampler = SequenceSampler(load_omniglot("train"), n_way=5, per_class=10, batch=16, seed=0)
+    first = sampler.episode(0)
+    model = MANN(first.features, first.num_outputs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def mann_step(index: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model.loss(sampler.episode(index))[0].backward()
+        optimizer.step()
+
+    return mann_step

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from _common import mann_training_step  # benchmarks/_common.py, beside this script
 from torch.profiler import ProfilerActivity, profile
 
 from fslearn._system import describe_hardware
@@ -65,21 +66,7 @@ def build(workload: str) -> Callable[[int], None]:
 
         return _episodic(RelationNetwork(aggregate="mean"), 5, 1, 19)
     if workload == "mann":
-        from fslearn.data import load_omniglot
-        from fslearn.data.sequences import SequenceSampler
-        from fslearn.methods.mann import MANN
-
-        sampler = SequenceSampler(load_omniglot("train"), n_way=5, per_class=10, batch=16, seed=0)
-        first = sampler.episode(0)
-        model = MANN(first.features, first.num_outputs)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-        def mann_step(index: int) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            model.loss(sampler.episode(index))[0].backward()
-            optimizer.step()
-
-        return mann_step
+        return mann_training_step()
     if workload == "maml-eval":
         from fslearn.checkpoints import load_checkpoint
         from fslearn.data import EpisodeSampler, load_omniglot

@@ -38,7 +38,11 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-from _common import run_child, write_results  # benchmarks/_common.py, beside this script
+from _common import (  # benchmarks/_common.py, beside this script
+    mann_training_step,
+    run_child,
+    write_results,
+)
 
 from fslearn._system import describe_hardware, keep_freed_memory
 
@@ -264,21 +268,7 @@ def build(workload: str, variant: str) -> Step:
     if workload == "relation-train":
         return _episodic_step(RelationNetwork(aggregate="mean"), 5, 1, 19)
     if workload == "mann-train":
-        from fslearn.data import load_omniglot
-        from fslearn.data.sequences import SequenceSampler
-        from fslearn.methods.mann import MANN
-
-        sampler = SequenceSampler(load_omniglot("train"), n_way=5, per_class=10, batch=16, seed=0)
-        first = sampler.episode(0)
-        model = MANN(first.features, first.num_outputs)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-        def mann_step(index: int) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            model.loss(sampler.episode(index))[0].backward()
-            optimizer.step()
-
-        return mann_step
+        return mann_training_step()
     evaluations = {"maml20-eval1": ("maml-omniglot-20way", 20, 1, 10),
                    "maml20-eval5": ("maml-omniglot-20way", 20, 5, 10),
                    "anil-eval5": ("anil-omniglot-5way", 5, 5, 50),
