@@ -15,23 +15,26 @@ from fslearn.data.sequences import SequenceTasks
 from fslearn.methods import Baseline, PrototypicalNetwork, SiameseNetwork, build_method
 from fslearn.training import TrainingConfig, config_from_record, train
 
-#: each shipped checkpoint's record (all saved before TrainingConfig.sampler existed) mapped by
-#: hand: (batch_size, sampler), from the command in its record (--tasks / --batch,
+#: each shipped checkpoint's record (all but the three *-lake ones saved before
+#: TrainingConfig.sampler existed) mapped by hand: (batch_size, sampler), from the command in its record (--tasks / --batch,
 #: --pairs-per-step, --batch-size, --per-class; the default of one episode per step otherwise)
 SHIPPED = {
     "anil-omniglot-5way": (32, {}),
     "baseline-omniglot": (16, {}),
     "baselinepp-omniglot": (16, {}),
     "fomaml-omniglot-5way": (32, {}),
+    "fomaml-omniglot-20way-lake": (16, {}),
     "lstm-omniglot": (16, {"per_class": 10, "labels": "one_hot"}),
     "maml-omniglot-20way": (16, {}),
     "maml-omniglot-5way": (32, {}),
     "maml-sinusoid": (25, {}),
     "mann-omniglot": (16, {"per_class": 10, "labels": "one_hot"}),
     "matchingnet-omniglot": (1, {}),
+    "matchingnet-omniglot-lake": (1, {}),
     "metasgd-omniglot-5way": (32, {}),
     "pretrained-sinusoid": (25, {}),
     "protonet-omniglot": (1, {}),
+    "protonet-omniglot-lake": (1, {}),
     "relationnet-omniglot": (1, {}),
     "reptile-omniglot-5way": (5, {}),
     "siamese-omniglot": (128, {}),
