@@ -16,8 +16,9 @@ from fslearn.methods import Baseline, PrototypicalNetwork, SiameseNetwork, build
 from fslearn.training import TrainingConfig, config_from_record, train
 
 #: each shipped checkpoint's record (all but the three *-lake ones saved before
-#: TrainingConfig.sampler existed) mapped by hand: (batch_size, sampler), from the command in its record (--tasks / --batch,
-#: --pairs-per-step, --batch-size, --per-class; the default of one episode per step otherwise)
+#: TrainingConfig.sampler existed) mapped by hand: (batch_size, sampler), from the command in
+#: its record (--tasks / --batch, --pairs-per-step, --batch-size, --per-class; the default of
+#: one episode per step otherwise)
 SHIPPED = {
     "anil-omniglot-5way": (32, {}),
     "baseline-omniglot": (16, {}),
