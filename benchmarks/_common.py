@@ -57,3 +57,21 @@ def mann_training_step() -> Callable[[int], None]:
         optimizer.step()
 
     return mann_step
+
+
+def episodic_training_step(method: torch.nn.Module, n_way: int, k_shot: int, n_query: int,
+                           tasks: int = 1) -> Callable[[int], None]:
+    """One Adam step of ``method`` (its ``training_step``) on episode ``index`` of ``tasks``
+    Omniglot training tasks, N-way K-shot with ``n_query`` queries per class: the episodic
+    workloads of the speed benchmarks."""
+    from fslearn.data import EpisodeSampler, load_omniglot
+
+    sampler = EpisodeSampler(load_omniglot("train"), n_way, k_shot, n_query, tasks=tasks, seed=0)
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+
+    def step(index: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        method.training_step(sampler.episode(index))
+        optimizer.step()
+
+    return step

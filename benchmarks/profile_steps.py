@@ -26,27 +26,15 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import mann_training_step  # benchmarks/_common.py, beside this script
+from _common import (  # benchmarks/_common.py, beside this script
+    episodic_training_step,
+    mann_training_step,
+)
 from torch.profiler import ProfilerActivity, profile
 
 from fslearn._system import describe_hardware
 
 WORKLOADS = ("protonet", "maml", "relation", "mann", "maml-eval")
-
-
-def _episodic(method: torch.nn.Module, n_way: int, k_shot: int, n_query: int, tasks: int = 1
-              ) -> Callable[[int], None]:
-    from fslearn.data import EpisodeSampler, load_omniglot
-
-    sampler = EpisodeSampler(load_omniglot("train"), n_way, k_shot, n_query, tasks=tasks, seed=0)
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
-
-    def step(index: int) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        method.training_step(sampler.episode(index))
-        optimizer.step()
-
-    return step
 
 
 def build(workload: str) -> Callable[[int], None]:
@@ -55,16 +43,16 @@ def build(workload: str) -> Callable[[int], None]:
     if workload == "protonet":
         from fslearn.methods import PrototypicalNetwork
 
-        return _episodic(PrototypicalNetwork(), 60, 1, 5)
+        return episodic_training_step(PrototypicalNetwork(), 60, 1, 5)
     if workload == "maml":
         from fslearn.methods import MAML
 
-        return _episodic(MAML(n_way=5, inner_steps=1, inner_lr=0.4, engine="loop"), 5, 1, 15,
-                         tasks=32)
+        maml = MAML(n_way=5, inner_steps=1, inner_lr=0.4, engine="loop")
+        return episodic_training_step(maml, 5, 1, 15, tasks=32)
     if workload == "relation":
         from fslearn.methods import RelationNetwork
 
-        return _episodic(RelationNetwork(aggregate="mean"), 5, 1, 19)
+        return episodic_training_step(RelationNetwork(aggregate="mean"), 5, 1, 19)
     if workload == "mann":
         return mann_training_step()
     if workload == "maml-eval":

@@ -39,6 +39,7 @@ from types import ModuleType
 
 import torch
 from _common import (  # benchmarks/_common.py, beside this script
+    episodic_training_step,
     mann_training_step,
     run_child,
     write_results,
@@ -119,21 +120,6 @@ def use_reference_paths() -> None:
 
 
 # -- the workloads ----------------------------------------------------------------------------
-def _episodic_step(method: torch.nn.Module, n_way: int, k_shot: int, n_query: int,
-                   tasks: int = 1) -> Step:
-    from fslearn.data import EpisodeSampler, load_omniglot
-
-    sampler = EpisodeSampler(load_omniglot("train"), n_way, k_shot, n_query, tasks=tasks, seed=0)
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
-
-    def step(index: int) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        method.training_step(sampler.episode(index))
-        optimizer.step()
-
-    return step
-
-
 def _easyfsl() -> ModuleType:
     """easyfsl's methods, with ``torchvision.models.resnet`` stubbed where torchvision cannot
     be imported: easyfsl imports it for its ResNet backbones, which nothing here uses."""
@@ -257,16 +243,16 @@ def build(workload: str, variant: str) -> Step:
     if workload == "protonet-train":
         if variant == "easyfsl":
             return easyfsl_protonet_step()
-        return _episodic_step(PrototypicalNetwork(), 60, 1, 5)
+        return episodic_training_step(PrototypicalNetwork(), 60, 1, 5)
     if workload in ("maml1-train", "maml5-train"):
         steps = int(workload[4])
         if variant.startswith("grouped"):
             return grouped_maml_step(steps, int(variant[7:]) if variant[7:] else None)
         engine = "vmap" if variant == "vmap" else "loop"
-        return _episodic_step(MAML(n_way=5, inner_steps=steps, inner_lr=0.4, engine=engine),
+        return episodic_training_step(MAML(n_way=5, inner_steps=steps, inner_lr=0.4, engine=engine),
                               5, 1, 15, tasks=32)
     if workload == "relation-train":
-        return _episodic_step(RelationNetwork(aggregate="mean"), 5, 1, 19)
+        return episodic_training_step(RelationNetwork(aggregate="mean"), 5, 1, 19)
     if workload == "mann-train":
         return mann_training_step()
     evaluations = {"maml20-eval1": ("maml-omniglot-20way", 20, 1, 10),
