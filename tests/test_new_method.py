@@ -216,3 +216,22 @@ def test_every_declaration_has_the_shape_of_its_kind():
 def test_paper_figures_need_a_citation():
     with pytest.raises(ValueError, match=r"^PaperFigures needs a citation"):
         PaperFigures(" ", {(5, 1): 0.9})
+
+
+@pytest.mark.parametrize(("declared", "message"), [
+    ({"classification": {(5, 1): 0.9}}, r"paper_figures\['classification'\] is a dict: declare "
+                                         r"PaperFigures\(citation, figures\)"),
+    ({"classification": PaperFigures("Nobody (2026)", {(5, 1): 98.8})},
+     r"paper_figures\['classification'\] has \(5, 1\): 98.8; use \(n_way, k_shot\) among "
+     r".* as fractions \(0.988, not 98.8\)"),
+    ({"classification": PaperFigures("Nobody (2026)", {(10, 1): 0.9})},
+     r"paper_figures\['classification'\] has \(10, 1\): 0.9;"),
+])
+def test_register_refuses_paper_figures_that_report_would_misread(declared, message):
+    class Misdeclared(MetricMethod):
+        name = "misdeclared"
+        paper_figures: ClassVar = declared
+
+    with pytest.raises(ValueError, match=r"^Misdeclared\." + message):
+        register(Misdeclared)
+    assert "misdeclared" not in METHODS

@@ -21,6 +21,7 @@ from fslearn.methods.reptile import Reptile
 from fslearn.methods.semi_supervised import SemiSupervisedPrototypes
 from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
+from fslearn.results import STANDARD_SETTINGS, PaperFigures
 from fslearn.training_config import TrainingConfig
 
 __all__ = [
@@ -68,7 +69,9 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
         ValueError: no ``name``, a name another class holds, options that clash with the
             registered methods' (:func:`~fslearn.methods.options.declared_options`), or
             ``training_defaults`` naming no training setting (a misspelt or old field would
-            otherwise be ignored without a word).
+            otherwise be ignored without a word), or ``paper_figures`` that are not
+            :class:`~fslearn.results.PaperFigures` or whose N-way K-shot figures are not
+            fractions of the standard settings.
     """
     if not method.name:
         raise ValueError(f"{method.__name__} has no name: set the class attribute name, the "
@@ -83,8 +86,28 @@ def register(method: type[FewShotMethod]) -> type[FewShotMethod]:
         raise ValueError(f"{method.__name__}.training_defaults names {', '.join(unknown)}, "
                          f"which no run has: use TrainingConfig's fields "
                          f"({', '.join(sorted(settings))}).")
+    _check_paper_figures(method)
     METHODS[method.name] = method
     return method
+
+
+def _check_paper_figures(method: type[FewShotMethod]) -> None:
+    """Refuse a ``paper_figures`` declaration that ``fslearn report`` would misread: a value
+    that is not a :class:`~fslearn.results.PaperFigures`, or N-way K-shot figures outside the
+    standard settings or not fractions."""
+    for kind, declared in vars(method).get("paper_figures", {}).items():
+        if not isinstance(declared, PaperFigures):
+            raise ValueError(f"{method.__name__}.paper_figures[{kind!r}] is a "
+                             f"{type(declared).__name__}: declare PaperFigures(citation, "
+                             f"figures) (fslearn.results).")
+        if kind != "classification":
+            continue
+        for setting, accuracy in declared.figures.items():
+            if setting not in STANDARD_SETTINGS or not 0 < accuracy <= 1:
+                raise ValueError(f"{method.__name__}.paper_figures['classification'] has "
+                                 f"{setting!r}: {accuracy!r}; use (n_way, k_shot) among "
+                                 f"{list(STANDARD_SETTINGS)} and accuracies as fractions "
+                                 f"(0.988, not 98.8).")
 
 
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
