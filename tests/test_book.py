@@ -670,7 +670,9 @@ def test_no_python_object_repr_in_outputs(doc: str, page_reports: Any) -> None:
 
 
 def _chapter_number(doc: str) -> int | None:
-    match = re.fullmatch(r"book/chapters/(\d+)_[^/]+", doc)
+    """07 for ``book/chapters/07_further_topics``; None for a section (``07_1_augmentation``),
+    whose exercises its chapter's page names."""
+    match = re.fullmatch(r"book/chapters/(\d+)_(?!\d)[^/]+", doc)
     return int(match.group(1)) if match else None
 
 
