@@ -14,8 +14,9 @@ the whole network, the Relation Network's concatenated pairs. ``new`` is today's
 command line runs it. Other variants: ``easyfsl`` (easyfsl 1.5's ``PrototypicalNetworks`` on a
 textbook Conv4 with the same weights and episodes, in a plain process: ``pip install --no-deps
 easyfsl``; the ``torchvision`` it imports for its ResNets, unused here, is stubbed where it is
-missing), ``vmap`` (MAML's vmap engine) and ``grouped`` / ``grouped8`` (a textbook grouped
-convolution over the tasks of a meta-batch, all of them or 8 at a time, written below).
+missing), ``bf16`` (today's code under ``--precision bf16``: bfloat16 autocast, its ratio to
+``new`` printed too), ``vmap`` (MAML's vmap engine) and ``grouped`` / ``grouped8`` (a textbook
+grouped convolution over the tasks of a meta-batch, all of them or 8 at a time, written below).
 
 A step's time is its CPU time (user + system, this process: what the step costs, whatever else
 runs on the machine) and its wall time; the figure of a variant is the median over its steps and
@@ -51,23 +52,23 @@ from fslearn._system import describe_hardware, keep_freed_memory
 Step = Callable[[int], float | None]
 #: workload -> (its variants, what a step is)
 WORKLOADS: dict[str, tuple[tuple[str, ...], str]] = {
-    "protonet-train": (("reference", "new", "easyfsl"),
+    "protonet-train": (("reference", "new", "easyfsl", "bf16"),
                        "ProtoNet training step, 60-way 1-shot 5 queries, Adam"),
-    "maml1-train": (("reference", "new", "vmap", "grouped", "grouped8"),
+    "maml1-train": (("reference", "new", "vmap", "grouped", "grouped8", "bf16"),
                     "MAML 2nd-order outer step, 5-way 1-shot 15 queries, 32 tasks, 1 inner step"),
-    "maml5-train": (("reference", "new", "vmap", "grouped8"),
+    "maml5-train": (("reference", "new", "vmap", "grouped8", "bf16"),
                     "MAML 2nd-order outer step, 5-way 1-shot 15 queries, 32 tasks, 5 inner steps"),
-    "relation-train": (("reference", "new"),
+    "relation-train": (("reference", "new", "bf16"),
                        "Relation Network training step, 5-way 1-shot 19 queries, Adam"),
-    "mann-train": (("reference", "new"), "MANN training step, 16 sequences of 50, Adam"),
-    "maml20-eval1": (("reference", "new"),
+    "mann-train": (("reference", "new", "bf16"), "MANN training step, 16 sequences of 50, Adam"),
+    "maml20-eval1": (("reference", "new", "bf16"),
                      "maml-omniglot-20way, 10 test episodes 20-way 1-shot (5 steps)"),
     "maml20-eval5": (("reference", "new"),
                      "maml-omniglot-20way, 10 test episodes 20-way 5-shot (5 steps)"),
     "anil-eval5": (("reference", "new"), "anil-omniglot-5way, 50 test episodes 5-way 5-shot"),
-    "protonet-eval": (("reference", "new"),
+    "protonet-eval": (("reference", "new", "bf16"),
                       "protonet-omniglot, 1000 test episodes 20-way 1-shot, embedding included"),
-    "relation-eval1": (("reference", "new"),
+    "relation-eval1": (("reference", "new", "bf16"),
                        "relationnet-omniglot, 1000 test episodes 5-way 1-shot, embedding "
                        "included"),
     "relation-eval20": (("reference", "new"),
@@ -266,13 +267,25 @@ def build(workload: str, variant: str) -> Step:
     raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
 
 
+def _in_bf16(step: Step) -> Step:
+    """``step`` as ``--precision bf16`` runs it."""
+    from fslearn.precision import computing_in
+
+    def bf16_step(index: int) -> float | None:
+        with computing_in("bf16", "cpu"):
+            return step(index)
+    return bf16_step
+
+
 def measure(workload: str, variant: str, warmup: int, steps: int) -> dict[str, object]:
     """In this (child) process: median CPU and wall time per step, peak memory."""
     if variant == "reference":
         use_reference_paths()
     elif variant != "easyfsl":  # easyfsl runs as a plain script would
         keep_freed_memory()
-    step = build(workload, variant)
+    step = build(workload, "new" if variant == "bf16" else variant)
+    if variant == "bf16":
+        step = _in_bf16(step)
     start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     for index in range(warmup):
         step(index)
@@ -303,10 +316,13 @@ def summarise(workload: str, runs: list[dict[str, object]]) -> list[dict[str, ob
             row["accuracies"] = mine[0]["accuracies"]
         rows.append(row)
     reference = next((r for r in rows if r["variant"] == "reference"), None)
+    new = next((r for r in rows if r["variant"] == "new"), None)
     for row in rows:
         for key in ("cpu_s", "wall_s"):
             row[f"{key[:-2]}_ratio"] = (round(float(reference[key]) / float(row[key]), 2)  # type: ignore[arg-type]
                                         if reference else None)
+        if row["variant"] == "bf16" and new:  # the option's own speed-up, over today's float32
+            row["cpu_ratio_to_new"] = round(float(new["cpu_s"]) / float(row["cpu_s"]), 2)  # type: ignore[arg-type]
     return rows
 
 
@@ -333,7 +349,7 @@ def main() -> None:
     print(f"# {device}; torch {torch.__version__}; CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}")
     print(f"{'workload':<17}{'variant':<10}{'CPU s':>9}{'wall s':>9}{'CPU x':>7}{'wall x':>8}"
-          f"{'start GiB':>10}{'peak GiB':>9}")
+          f"{'start GiB':>10}{'peak GiB':>9}{'CPU x new':>10}")
     rows: list[dict[str, object]] = []
     for workload in args.workloads.split(","):
         variants = [v for v in WORKLOADS[workload][0]
@@ -352,7 +368,8 @@ def main() -> None:
         for row in summarise(workload, runs):
             print(f"{workload:<17}{row['variant']!s:<10}{row['cpu_s']:>9.3f}{row['wall_s']:>9.3f}"
                   f"{row['cpu_ratio'] or 0:>7.2f}{row['wall_ratio'] or 0:>8.2f}"
-                  f"{row['start_rss_gib']:>10.2f}{row['peak_rss_gib']:>9.2f}")
+                  f"{row['start_rss_gib']:>10.2f}{row['peak_rss_gib']:>9.2f}"
+                  f"{row.get('cpu_ratio_to_new', '')!s:>10}")
             rows.append({**row, "what": WORKLOADS[workload][1]})
     if args.json:
         write_results(args.json, "benchmarks/speed.py", device, rows, {

@@ -46,6 +46,7 @@ from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.distributed import World, sync_batch_norm, world
 from fslearn.evaluation import EvaluationResult, SequenceResult, evaluate, evaluate_sequences
 from fslearn.methods.base import BatchSampler, FewShotMethod
+from fslearn.precision import check_precision, computing_in
 from fslearn.training_config import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -114,6 +115,7 @@ def train(
     progress: bool = True,
     record: dict[str, Any] | None = None,
     callback: Callable[[int, float], None] | None = None,
+    precision: str = "float32",
 ) -> TrainingResult:
     """Train ``method`` episodically; resumable, with validation and a best checkpoint.
 
@@ -137,10 +139,15 @@ def train(
         progress: show a progress bar.
         record: extra JSON facts stored in every checkpoint (data, command, hardware...).
         callback: called as ``callback(episodes_done, loss)`` after every step.
+        precision: ``"float32"``, or ``"bf16"`` where the device computes bfloat16 natively
+            (:mod:`fslearn.precision`): training steps and validations run under autocast; the
+            weights and the optimizer stay float32. Recorded in every checkpoint; a resumed
+            run must keep it.
     """
     out_dir = Path(out_dir)
     ranks = world()  # one process unless started by torchrun (fslearn.distributed)
     device = ranks.device(device)
+    check_precision(precision, device)
     if ranks.size > 1 and method.batch_statistics == "batch":
         sync_batch_norm(method)  # batch norm over the whole step's batch, as on one process
     method.to(device)
@@ -153,9 +160,9 @@ def train(
     validation = (_validation(method, train_data, sampler, val_data, config, device)
                   if validate else None)
     run = _Run(method, optimizer, config, device, record or {}, out_dir / "last",
-               out_dir / "best", ranks)
+               out_dir / "best", ranks, precision)
     if resume and (run.last_dir / METADATA_FILE).is_file():
-        run.state = _resume(method, optimizer, run.last_dir, config, device)
+        run.state = _resume(method, optimizer, run.last_dir, config, device, precision)
     ranks.barrier()  # every rank has read the saved state before rank 0 replaces it
     ranks.broadcast(method)
     run.loop(sampler, validation, progress and ranks.is_main, callback)
@@ -225,6 +232,7 @@ class _Run:
     last_dir: Path
     best_dir: Path
     world: World = field(default_factory=World)
+    precision: str = "float32"
     state: dict[str, Any] = field(default_factory=lambda: {
         "episode": 0, "best_val_accuracy": None, "best_episode": None, "history": [],
         "training_seconds": 0.0})
@@ -242,6 +250,7 @@ class _Run:
             "episode": self.state["episode"],
             "metrics": metrics,
             "device": str(self.device),
+            "precision": self.precision,
             "training_seconds": round(self.state["training_seconds"], 1),
             **({"training_state": {**self.state, "optimizer": optimizer_record}}
                if with_state else {}),
@@ -255,7 +264,8 @@ class _Run:
         # every rank draws the whole batch i and keeps its share (one process: all of it)
         episode = self.world.shard(sampler.episode(index)).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        loss, logits = method.training_step(episode)
+        with computing_in(self.precision, self.device):
+            loss, logits = method.training_step(episode)
         counts = method.correct(logits, episode)
         if self.world.size > 1:
             loss, counts = self._average(loss, counts)
@@ -326,7 +336,8 @@ class _Run:
             self.world.barrier()
             return
         if validation is not None:
-            result = validation(self.method)
+            with computing_in(self.precision, self.device):
+                result = validation(self.method)
             self.method.train()
             entry.update(val_accuracy=result.accuracy, val_ci95=result.ci95)
             best = state["best_val_accuracy"]
@@ -419,8 +430,13 @@ def _comparable(config: TrainingConfig) -> dict[str, Any]:
 
 
 def _resume(method: FewShotMethod, optimizer: torch.optim.Optimizer, last_dir: Path,
-            config: TrainingConfig, device: torch.device) -> dict[str, Any]:
+            config: TrainingConfig, device: torch.device, precision: str) -> dict[str, Any]:
     checkpoint = read_checkpoint(last_dir)
+    saved_precision = checkpoint.metadata.get("precision", "float32")  # older runs: float32
+    if saved_precision != precision:
+        raise ValueError(f"{last_dir.parent} holds a run trained in {saved_precision}, not "
+                         f"{precision}: resume it with --precision {saved_precision}, or train "
+                         f"into a new folder.")
     # a record of any age: the fields it lacks had their defaults, old fields are mapped
     saved = _comparable(config_from_record(checkpoint.metadata.get("config", {})))
     mine = _comparable(config)

@@ -39,6 +39,7 @@ from fslearn.data.sinusoid import SinusoidRegression
 from fslearn.distributed import world
 from fslearn.methods import METHODS, FewShotMethod, build_method
 from fslearn.methods.options import Family, Option, option_default
+from fslearn.precision import PRECISIONS, check_precision
 from fslearn.training import LR_SCHEDULES, OPTIMIZERS, TrainingConfig, train
 
 __all__ = ["add_parser", "run"]
@@ -195,6 +196,9 @@ def _validation_and_run_args(sub: argparse.ArgumentParser, method: type[FewShotM
     run.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if available)")
     run.add_argument("--threads", type=int, default=None,
                      help="CPU threads for PyTorch (default: PyTorch's choice)")
+    run.add_argument("--precision", choices=PRECISIONS, default="float32",
+                     help="float32 (default), or bf16: bfloat16 autocast where the CPU or GPU "
+                     "has it (faster, slightly different results; recorded in the checkpoint)")
     run.add_argument("--no-progress", action="store_true",
                      help="hide the progress bar (default: shown)")
 
@@ -415,7 +419,8 @@ def _describe(args: argparse.Namespace, method: type[FewShotMethod], config: Tra
     # sinusoid tasks are 1-way, but such runs have always been named after --way
     named = replace(config, n_way=args.way) if args.sinusoid and args.way > 0 else config
     shape = method.describe_training(named, options)[0]
-    out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}"
+    precision = "" if args.precision == "float32" else f"-{args.precision}"
+    out = args.out or Path("runs") / f"{args.method}-{source}-{shape}-seed{args.seed}{precision}"
     return out, method.describe_training(config, options)[1]
 
 
@@ -424,6 +429,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch_device(args.device)
+    check_precision(args.precision, device)  # before the data are read
     method_class = METHODS[args.method]
     sequence_size = _resolve(args, method_class)
     train_data, val_data, data_record = _training_data(args)
@@ -447,13 +453,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if ranks.size > 1:
         record["processes"] = ranks.size
     say = print if ranks.is_main else _silent
+    in_bf16 = "" if args.precision == "float32" else f" in {args.precision}"
     say(f"Training {args.method} on {train_data.name} ({classes}), {episodes}, "
           f"{config.episodes} "
-          f"{'steps' if steps else 'episodes'}, into {out}",
+          f"{'steps' if steps else 'episodes'}{in_bf16}, into {out}",
           file=sys.stderr)
     try:
         result = train(method, train_data, config, out, val_data, resume=not args.no_resume,
-                       device=device, progress=not args.no_progress, record=record)
+                       device=device, progress=not args.no_progress, record=record,
+                       precision=args.precision)
     except KeyboardInterrupt:
         say(f"\nInterrupted. Run the same command again to resume from the last saved state "
               f"in {out / 'last'} (saved every {config.checkpoint_every} episodes).",

@@ -22,6 +22,7 @@ from fslearn.evaluation.common import (
     confidence_interval95,
 )
 from fslearn.methods.base import FewShotMethod, MetricMethod
+from fslearn.precision import computing_in
 
 __all__ = ["EvaluationResult", "confusion_counts", "embed_dataset", "evaluate", "report_rows"]
 
@@ -77,6 +78,7 @@ def evaluate(
     *,
     unlabelled: int = 0,
     distractors: int = 0,
+    precision: str = "float32",
 ) -> EvaluationResult:
     """Mean query accuracy of ``method`` over ``episodes`` test episodes, with its 95% CI.
 
@@ -101,13 +103,17 @@ def evaluate(
             classes and of each of ``distractors`` other classes (semi-supervised episodes,
             :class:`~fslearn.data.episodes.EpisodeSampler`); 0 (the default) for none, and the
             episodes are then exactly those drawn without these settings.
+        precision: ``"float32"``, or ``"bf16"`` to compute under bfloat16 autocast where the
+            device has it (:mod:`fslearn.precision`); the figures then differ from float32's
+            by bfloat16's rounding.
     """
     check_interval_episodes(episodes)
     accuracies = [
         (predictions == query_y).float().mean(dim=1).cpu()
         for _, predictions, query_y in _predict_episodes(
             method, dataset, n_way, k_shot, n_query, episodes, seed, device, episodes_per_batch,
-            embed_once, embeddings, progress, unlabelled=unlabelled, distractors=distractors)
+            embed_once, embeddings, progress, unlabelled=unlabelled, distractors=distractors,
+            precision=precision)
     ]
     per_episode = torch.cat(accuracies).double()
     return EvaluationResult(
@@ -173,6 +179,7 @@ def _predict_episodes(
     *,
     unlabelled: int = 0,
     distractors: int = 0,
+    precision: str = "float32",
 ) -> Iterator[tuple[EpisodeIndices, Tensor, Tensor]]:
     """Yield ``(indices, predictions, query_y)`` for batches of the test episodes, in order.
 
@@ -190,7 +197,7 @@ def _predict_episodes(
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed,
                              unlabelled=unlabelled, distractors=distractors)
-    with evaluation_mode(method):
+    with evaluation_mode(method), computing_in(precision, device):
         if embeddings is not None:
             source = embeddings.to(device)
         elif embed_once:
