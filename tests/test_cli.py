@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from fslearn.checkpoints import read_checkpoint
 from fslearn.cli import main
 
 
@@ -86,6 +87,27 @@ def test_too_small_images_are_a_clear_error(tmp_path, capsys):
 def test_validating_on_training_classes_is_refused(tmp_path, capsys):
     assert main(["train", "protonet", "--train-split", "trainval", "--out", str(tmp_path)]) == 2
     assert "--val-split none" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where, words", [
+    (["--protocol", "lake"], "the lake protocol has none"),
+    (["--data", "."], "--no-rotations choose Omniglot data"),
+])
+def test_no_rotations_outside_vinyals_is_refused(tmp_path, capsys, where, words):
+    assert main(["train", "protonet", "--no-rotations", *where, "--episodes", "1",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+def test_upright_training_is_recorded_and_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "protonet", "--no-rotations", "--way", "5", "--query", "1",
+                 "--episodes", "1", "--val-split", "none", "--no-progress"]) == 0
+    run = tmp_path / "runs" / "protonet-vinyals-upright-5w1s-seed0"
+    record = read_checkpoint(run / "last").metadata
+    assert record["data"]["train_rotations"] is False
+    assert "omniglot/vinyals/train-upright (1028 classes)" in capsys.readouterr().err
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):

@@ -82,6 +82,20 @@ def test_vinyals_rotations_are_rotated_copies(omniglot_root):
     assert np.array_equal(dataset.images[dataset.labels == 1][0, 0].numpy(), pil)
 
 
+def test_upright_vinyals_keeps_one_class_per_character(omniglot_root):
+    """``rotations=False``: the same characters, each once, upright (chapter 7's ablation)."""
+    rotated = load_omniglot("train", "vinyals", root=omniglot_root)
+    upright = load_omniglot("train", "vinyals", root=omniglot_root, rotations=False)
+    assert (rotated.num_classes, upright.num_classes) == (4112, 1028)
+    assert upright.name == "omniglot/vinyals/train-upright"
+    assert upright.class_names == [name for name in rotated.class_names
+                                   if name.endswith("/rot000")]
+    keep = torch.tensor([name.endswith("/rot000") for name in rotated.class_names])
+    assert torch.equal(upright.images, rotated.images[keep[rotated.labels]])
+    lake = load_omniglot("train", "lake", root=omniglot_root, rotations=False)
+    assert lake.name == "omniglot/lake/train" and lake.num_classes == 964
+
+
 def test_lake_protocol_is_background_versus_evaluation(omniglot_root, characters):
     train = load_omniglot("train", "lake", root=omniglot_root)
     test = load_omniglot("test", "lake", root=omniglot_root)

@@ -132,6 +132,10 @@ def _shared_args(sub: argparse.ArgumentParser, method: type[FewShotMethod]) -> N
     data.add_argument("--val-split", default=None,
                       help="Omniglot split to validate on, or 'none' (default: val where the "
                       "protocol has one)")
+    data.add_argument("--no-rotations", action="store_true",
+                      help="vinyals: train on the characters upright only, without the "
+                      "rotations by 90, 180 and 270 degrees as new classes (validation keeps "
+                      "them; default: with)")
     data.add_argument("--data-root", type=Path, default=None,
                       help="folder holding the Omniglot zips (default: $FSLEARN_DATA, else a "
                       "per-user folder; downloaded there if missing)")
@@ -339,16 +343,18 @@ def _training_data(args: argparse.Namespace) -> tuple[
         FewShotDataset | SinusoidRegression, FewShotDataset | None, dict[str, Any]]:
     """The training and validation classes, and the record of where they came from."""
     if args.sinusoid:
-        if args.data is not None or args.val_data is not None or args.protocol:
+        if (args.data is not None or args.val_data is not None or args.protocol
+                or args.no_rotations):
             raise ValueError("--sinusoid trains on generated sine waves: leave out --data, "
-                             "--val-data and --protocol.")
+                             "--val-data, --protocol and --no-rotations.")
         distribution = SinusoidRegression()
         return distribution, None, {"dataset": "sinusoid", **{
             key: list(getattr(distribution, key)) for key in ("amplitude", "phase", "x_range")}}
     if args.data is not None:
         omniglot_only = [flag for flag, value in (
             ("--protocol", args.protocol), ("--train-split", args.train_split),
-            ("--val-split", args.val_split), ("--data-root", args.data_root)) if value]
+            ("--val-split", args.val_split), ("--data-root", args.data_root),
+            ("--no-rotations", args.no_rotations)) if value]
         if omniglot_only:
             raise ValueError(f"{', '.join(omniglot_only)} choose Omniglot data, but --data "
                              f"trains on your own folder: leave them out.")
@@ -367,6 +373,9 @@ def _training_data(args: argparse.Namespace) -> tuple[
         raise ValueError("--invert and --channels 3 are for your own images (--data); Omniglot "
                          "is greyscale and always inverted.")
     protocol = args.protocol or "vinyals"
+    if args.no_rotations and protocol != "vinyals":
+        raise ValueError(f"--no-rotations leaves out Vinyals's rotated classes, but the "
+                         f"{protocol} protocol has none: leave it out.")
     train_split = args.train_split or "train"
     if args.val_split is None:
         val_split = "val" if "val" in PROTOCOLS[protocol] else None
@@ -375,12 +384,14 @@ def _training_data(args: argparse.Namespace) -> tuple[
     if train_split == "trainval" and val_split == "val":
         raise ValueError("The val classes are part of trainval, so validating on them would "
                          "pick the checkpoint on training classes: add --val-split none.")
-    train_data = load_omniglot(train_split, protocol, args.data_root, args.image_size)
+    train_data = load_omniglot(train_split, protocol, args.data_root, args.image_size,
+                               rotations=not args.no_rotations)
     val_data = (load_omniglot(val_split, protocol, args.data_root, args.image_size)
                 if val_split else None)
+    upright = {"train_rotations": False} if args.no_rotations else {}  # older records: with
     return train_data, val_data, {
         "dataset": "omniglot", "protocol": protocol, "train_split": train_split,
-        "val_split": val_split, "image_size": args.image_size}
+        "val_split": val_split, "image_size": args.image_size, **upright}
 
 
 def _config(args: argparse.Namespace, method: type[FewShotMethod], val_data: object
@@ -413,7 +424,8 @@ def _describe(args: argparse.Namespace, method: type[FewShotMethod], config: Tra
     words that describe the training batches, as the method describes its runs
     (:meth:`~fslearn.methods.FewShotMethod.describe_training`)."""
     source = (f"folder-{args.data.resolve().name}" if args.data is not None
-              else "sinusoid" if args.sinusoid else data_record["protocol"])
+              else "sinusoid" if args.sinusoid
+              else data_record["protocol"] + ("-upright" if args.no_rotations else ""))
     options = {option.dest: option_default(method, option) if getattr(args, option.dest) is None
                else getattr(args, option.dest) for option in method.cli_options}
     # sinusoid tasks are 1-way, but such runs have always been named after --way

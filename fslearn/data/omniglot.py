@@ -550,6 +550,8 @@ def load_omniglot(
     image_size: int = 28,
     download: bool = True,
     cache: str | os.PathLike[str] | None = None,
+    *,
+    rotations: bool = True,
 ) -> FewShotDataset:
     """One split of Omniglot under a standard protocol, as a :class:`FewShotDataset`.
 
@@ -561,18 +563,22 @@ def load_omniglot(
         split: ``"train"``, ``"val"``, ``"trainval"`` or ``"test"`` (``"lake"``: train/test).
         protocol: ``"vinyals"`` (rotations, 1200/423 characters) or ``"lake"`` (alphabets).
         root, image_size, download, cache: see :func:`load_omniglot_characters`.
+        rotations: ``"vinyals"`` only: False keeps each character upright, one class per
+            character instead of four (the ablation of chapter 7; the dataset's name then ends
+            in ``-upright``). ``"lake"`` has no rotations either way.
     """
     _check_split(protocol, split)  # before any slow loading
     characters = load_omniglot_characters(root, image_size, download, cache)
     chosen = _split_characters(characters, protocol, split)
-    rotations = _ROTATIONS if protocol == "vinyals" else (0,)
+    rotated = rotations and protocol == "vinyals"
+    angles = _ROTATIONS if rotated else (0,)
     order = torch.argsort(characters.character, stable=True)
     counts = torch.bincount(characters.character, minlength=len(characters.names))
     starts = torch.cumsum(counts, 0) - counts
     images, labels, class_names = [], [], []
     for char in chosen:
         drawings = characters.images[order[starts[char] : starts[char] + counts[char]]]
-        for degrees in rotations:
+        for degrees in angles:
             labels.append(torch.full((len(drawings),), len(class_names), dtype=torch.long))
             images.append(torch.rot90(drawings, k=degrees // 90, dims=(-2, -1)))
             name = characters.names[char]
@@ -581,5 +587,6 @@ def load_omniglot(
         images=torch.cat(images).contiguous(),
         labels=torch.cat(labels),
         class_names=class_names,
-        name=f"omniglot/{protocol}/{split}",
+        name=f"omniglot/{protocol}/{split}" + ("" if rotated or protocol != "vinyals"
+                                                else "-upright"),
     )
