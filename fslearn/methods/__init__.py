@@ -7,6 +7,7 @@ from dataclasses import fields
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.methods.baseline import Baseline, BaselinePlusPlus
 from fslearn.methods.gnn import GraphNeuralNetwork
+from fslearn.methods.hallucination import HallucinatingPrototypes
 from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline
@@ -35,6 +36,7 @@ __all__ = [
     "FewShotMethod",
     "FirstOrderMAML",
     "GraphNeuralNetwork",
+    "HallucinatingPrototypes",
     "InnerLoopMethod",
     "LSTMBaseline",
     "MatchingNetwork",
@@ -113,7 +115,7 @@ def _check_paper_figures(method: type[FewShotMethod]) -> None:
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
                 PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
                 PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
-                BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR):
+                BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR, HallucinatingPrototypes):
     register(_method)
 del _method
 
