@@ -35,7 +35,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "book" / "data" / "augmentation.json"
-COMMON = ("--way 60 --shot 1 --query 5 --episodes 1500 --lr-step 2000 --val-every 500 "
+COMMON = ("--way 60 --shot 1 --query 5 --episodes 1000 --lr-step 2000 --val-every 250 "
           "--val-episodes 600 --checkpoint-every 250 --seed 0 --threads 1 --no-progress")
 RUNS = {
     "protonet, rotations as classes": ("protonet", "runs/aug-protonet-rotations", ""),

@@ -6,8 +6,8 @@
 Two workloads, each trained twice by `fslearn train` at one thread with the same seed (so the
 same initial weights and the same episodes), once with `--precision float32` and once with
 `--precision bf16`: ProtoNet (60-way 1-shot, 5 queries, 1,500 episodes, validated every 250 on
-600 5-way 1-shot episodes) and second-order MAML (5-way 1-shot, 32 tasks per outer step, 300
-outer steps, validated every 100 on 300 episodes). Validation runs in the run's own precision.
+600 5-way 1-shot episodes) and second-order MAML (5-way 1-shot, 32 tasks per outer step, 150
+outer steps, validated every 50 on 300 episodes). Validation runs in the run's own precision.
 The test classes are never used. The runs go into runs/precision-*; their validation curves,
 commands, hardware, wall and CPU times are written to book/data/precision-curves.json, which
 the page "More than one machine" reads.
@@ -29,7 +29,7 @@ WORKLOADS = {
     "protonet": "protonet --way 60 --shot 1 --query 5 --episodes 1500 --val-every 250 "
                 "--val-episodes 600 --checkpoint-every 250",
     "maml": "maml --way 5 --shot 1 --query 1 --tasks 32 --inner-steps 1 --inner-lr 0.4 "
-            "--test-inner-steps 3 --episodes 300 --lr 1e-3 --lr-gamma 1 --val-every 100 "
+            "--test-inner-steps 3 --episodes 150 --lr 1e-3 --lr-gamma 1 --val-every 50 "
             "--val-episodes 300 --checkpoint-every 50",
 }
 PRECISIONS = ("float32", "bf16")
