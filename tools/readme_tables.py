@@ -191,6 +191,29 @@ def speed_benchmark_table() -> str:
                    "CPU-time ratio", "wall ratio", "peak GiB, reference / variant"], rows)
 
 
+def speed_bf16_table() -> str:
+    """``--precision bf16`` beside float32: per step (benchmarks/results/speed-bf16-cpu.json)
+    and over whole runs with their last validation (book/data/precision-curves.json)."""
+    entries = _benchmark("speed-bf16-cpu")["results"]
+    by_what: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        by_what.setdefault(entry["what"], {})[entry["variant"]] = entry
+    rows = [[what, f"{v['new']['cpu_s']:.3f}", f"{v['bf16']['cpu_s']:.3f}",
+             f"**{v['new']['cpu_s'] / v['bf16']['cpu_s']:.2f}x**", "-"]
+            for what, v in by_what.items() if {"new", "bf16"} <= v.keys()]
+    curves = _read_json(ROOT / "book" / "data" / "precision-curves.json")["runs"]
+    for workload, pair in curves.items():
+        last = [pair[p]["validation"][-1] for p in ("float32", "bf16")]
+        rows.append([f"whole run: `{workload}`, {pair['float32']['steps']} steps with "
+                     f"validations (`tools/precision_curves.py`)",
+                     f"{pair['float32']['cpu_seconds']:.0f}", f"{pair['bf16']['cpu_seconds']:.0f}",
+                     f"**{pair['cpu_speedup']:.2f}x**",
+                     " / ".join(f"{100 * v['accuracy']:.2f} ± {100 * v['ci95']:.2f}"
+                                for v in last)])
+    return _table(["workload", "float32 CPU s", "bf16 CPU s", "speed-up",
+                   "last validation, float32 / bf16 (%)"], rows)
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -247,6 +270,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "mann-benchmark": mann_benchmark_table,
     "speed-benchmark": speed_benchmark_table,
     "speed-targets": speed_targets_table,
+    "speed-bf16": speed_bf16_table,
 }
 
 
