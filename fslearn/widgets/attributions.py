@@ -86,7 +86,7 @@ def _draw_support(ax: Axes, support_x: Tensor, support_y: Tensor, predicted: int
     on the right is marked."""
     count, size = support_x.shape[0], support_x.shape[-1]
     gap = max(2, size // 8)
-    strip = np.ones((size, count * (size + gap) - gap))
+    strip = np.zeros((size, count * (size + gap) - gap))  # blank paper between the images
     patches = _require("matplotlib.patches")
     for i in range(count):
         left = i * (size + gap)
