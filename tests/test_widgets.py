@@ -747,3 +747,94 @@ def test_attention_pictures_reject_bad_input(matching_and_episodes):
         widgets.attention_explorer(plain, episode, seed=1)
     with pytest.raises(TypeError, match="an Episode or an EpisodeSampler"):
         widgets.attention_explorer(plain, [episode])
+
+
+# --------------------------------------------------------------------------------------------
+# Attributions of a metric method's decision (section 7.6)
+
+
+@pytest.fixture(scope="module")
+def protonet_and_episodes():
+    """An untrained Prototypical Network and 4-way 2-shot episodes of random 28x28 images."""
+    pytest.importorskip("captum")
+    torch.manual_seed(0)
+    dataset = make_dataset([6] * 8, image_size=28)
+    dataset = dataclasses.replace(
+        dataset, images=torch.randint(0, 256, dataset.images.shape, dtype=torch.uint8))
+    sampler = EpisodeSampler(dataset, n_way=4, k_shot=2, n_query=3, tasks=2, seed=1)
+    return METHODS["protonet"](), sampler
+
+
+def test_plot_attributions_draws_the_decision_and_captums_maps(protonet_and_episodes):
+    from fslearn.interpret import query_attributions, support_attributions
+
+    model, sampler = protonet_and_episodes
+    episode = sampler.episode(0)
+    model.train()
+    figure = widgets.plot_attributions(model, episode, 5, task=1, how="occlusion")
+    assert model.training  # the mode is restored
+    assert {ax.get_gid() for ax in figure.axes} == {
+        "query", "query_map", "support_image", "support_map", "support", "scores"}
+    model.eval()
+    with torch.no_grad():
+        support_z = model.embed(episode.support_x[1])
+        query_z = model.embed(episode.query_x[1, 5][None])
+    centres = torch.stack([support_z[episode.support_y[1] == n].mean(0) for n in range(4)])
+    distances = ((query_z - centres) ** 2).sum(-1)
+    bars = torch.tensor([bar.get_height() for bar in _axes(figure, "scores").patches]).float()
+    torch.testing.assert_close(bars, distances, rtol=1e-4, atol=1e-4)
+    predicted = int(distances.argmin())
+    # the maps are Captum's attributions of the chosen class's score, summed over channels
+    expected = query_attributions(model, episode, 5, task=1, target=predicted, how="occlusion")
+    shown = torch.as_tensor(_axes(figure, "query_map").images[0].get_array().data)
+    torch.testing.assert_close(shown.float(), expected.map.sum(0))
+    chosen = int((episode.support_y[1] == predicted).nonzero()[0, 0])
+    expected = support_attributions(model, episode, chosen, 5, task=1, target=predicted,
+                                    how="occlusion")
+    shown = torch.as_tensor(_axes(figure, "support_map").images[0].get_array().data)
+    torch.testing.assert_close(shown.float(), expected.map.sum(0))
+    shown = torch.as_tensor(_axes(figure, "query").images[0].get_array().data)
+    assert torch.equal(shown, episode.query_x[1, 5, 0])
+    frames = [p for p in _axes(figure, "support").patches if p.get_gid() == "frame"]
+    assert len(frames) == 8
+    assert int(torch.tensor([f.get_linewidth() for f in frames]).argmax()) == chosen
+
+
+def test_attribution_explorer_redraws_when_a_control_changes(protonet_and_episodes):
+    model, sampler = protonet_and_episodes
+    explorer = widgets.attribution_explorer(model, sampler, query=2, index=0, max_index=9)
+    assert set(explorer.controls) == {"query", "index", "how", "seed"}
+    first = explorer.image.value
+    explorer.controls["how"].value = "occlusion"
+    assert explorer.image.value != first and not explorer.message.value
+    explorer.controls["index"].value = 3
+    figure = explorer.update()
+    other = sampler.episode(3)
+    shown = torch.as_tensor(_axes(figure, "query").images[0].get_array().data)
+    assert torch.equal(shown, other.query_x[0, 2, 0])
+    batch = sampler.episode(0)
+    explorer = widgets.attribution_explorer(model, batch, query=1, index=1)
+    assert set(explorer.controls) == {"query", "index", "how"}
+    shown = torch.as_tensor(_axes(explorer.update(), "query").images[0].get_array().data)
+    assert torch.equal(shown, batch.query_x[1, 1, 0])
+
+
+def test_attribution_pictures_reject_bad_input(protonet_and_episodes):
+    model, sampler = protonet_and_episodes
+    episode = sampler.episode(0)
+    with pytest.raises(TypeError, match="needs a metric method"):
+        widgets.plot_attributions(METHODS["maml"](), episode)
+    with pytest.raises(TypeError, match="needs an Episode of images"):
+        widgets.plot_attributions(model, sampler)
+    with pytest.raises(ValueError, match="how must be one of"):
+        widgets.plot_attributions(model, episode, how="saliency")
+    with pytest.raises(ValueError, match=r"query must be in 0\.\.11, got 12"):
+        widgets.plot_attributions(model, episode, 12)
+    with pytest.raises(ValueError, match=r"task must be in 0\.\.1, got 2"):
+        widgets.plot_attributions(model, episode, task=2)
+    with pytest.raises(ValueError, match="seed is for an EpisodeSampler"):
+        widgets.attribution_explorer(model, episode, seed=1)
+    with pytest.raises(TypeError, match="an Episode or an EpisodeSampler"):
+        widgets.attribution_explorer(model, [episode])
+    with pytest.raises(ValueError, match=r"query must be in 0\.\.11"):
+        widgets.attribution_explorer(model, sampler, query=12)

@@ -33,6 +33,7 @@ Exercises:
 * :func:`check_cosine_classifier`: ``cosine_logits(z, weight, scale)`` (exercise 3.1).
 * :func:`check_soft_kmeans`: ``soft_kmeans_step(support_z, support_y, unlabelled_z, n_way)``
   (exercise 7.1).
+* :func:`check_fedavg_step`: ``fedavg_step(client_weights, num_examples)`` (exercise 7.2).
 * :func:`check_paired_difference`: ``paired_difference(a, b)`` (exercise 8.1).
 
 The framework (:mod:`fslearn.exercises.checker`) is shared by every exercise.
@@ -49,6 +50,7 @@ from fslearn.exercises.checker import (
 )
 from fslearn.exercises.confidence_interval import check_confidence_interval
 from fslearn.exercises.cosine_classifier import check_cosine_classifier
+from fslearn.exercises.fedavg_step import check_fedavg_step
 from fslearn.exercises.lrua import check_lrua
 from fslearn.exercises.maml import check_maml_inner_step
 from fslearn.exercises.matching_attention import check_matching_attention
@@ -66,6 +68,7 @@ __all__ = [
     "Mistake",
     "check_confidence_interval",
     "check_cosine_classifier",
+    "check_fedavg_step",
     "check_functions",
     "check_lrua",
     "check_maml_inner_step",

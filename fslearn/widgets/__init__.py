@@ -24,6 +24,11 @@ figure, which the book shows beside it. One module per chapter, all re-exported 
   whether each answer was right; :func:`memory_trace` (in :mod:`~fslearn.widgets.mann_trace`)
   runs the model once and keeps all of it (an :class:`EpisodeTrace`).
 
+* :mod:`~fslearn.widgets.attributions` (section 7.6), :func:`plot_attributions` /
+  :func:`attribution_explorer`: why a metric method classified one query as it did: the
+  support set, the distances to the prototypes, and Captum's attributions of the decision to
+  the pixels of the query and of a support image.
+
 :mod:`~fslearn.widgets._explorer` holds what they share. matplotlib and ipywidgets are book
 extras, imported only when a function needs them; without them the functions raise an
 :class:`ImportError` that says how to install them (``pip install 'fslearn[book]'``). Figures are
@@ -42,6 +47,7 @@ from fslearn.widgets.attention import (
     method_probabilities,
     plot_matching_attention,
 )
+from fslearn.widgets.attributions import attribution_explorer, plot_attributions
 from fslearn.widgets.episodes import episode_explorer, plot_episode
 from fslearn.widgets.mann_trace import EpisodeTrace, memory_trace
 from fslearn.widgets.memory import memory_explorer, plot_memory, plot_memory_step
@@ -51,12 +57,14 @@ from fslearn.widgets.sinusoid import plot_sinusoid_fits, sinusoid_explorer, sinu
 __all__ = [
     "EpisodeTrace",
     "attention_explorer",
+    "attribution_explorer",
     "episode_explorer",
     "gaussian_classes",
     "matching_attention",
     "memory_explorer",
     "memory_trace",
     "method_probabilities",
+    "plot_attributions",
     "plot_episode",
     "plot_matching_attention",
     "plot_memory",
