@@ -368,6 +368,11 @@ class InnerLoopMethod(FewShotMethod):
         self.n_way, self.inner_steps, self.inner_lr = n_way, inner_steps, float(inner_lr)
         self.test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
         self.first_order, self.engine = first_order, engine
+        #: at test time, batch norm normalises the queries with statistics of the whole query
+        #: set (True: transductive, as MAML's and Reptile's reference code do), or each query
+        #: is scored in one batch with the support images alone (False: Nichol et al.'s
+        #: non-transductive setting, where no query informs another); training is unchanged
+        self.transductive = True
         self.hparams = {"n_way": n_way, "in_channels": in_channels, "inner_steps": inner_steps,
                         "inner_lr": float(inner_lr), "test_inner_steps": test_inner_steps,
                         "first_order": first_order, "engine": engine, "image_size": image_size,
@@ -414,15 +419,26 @@ class InnerLoopMethod(FewShotMethod):
             # step: computed once, and only the head (module 1) takes the steps
             body, head = ({name[2:]: value for name, value in params.items()
                            if name.startswith(prefix)} for prefix in ("0.", "1."))
-            support_z, query_z = (functional_call(self.network[0], body, (x,))
-                                  for x in (support_x, query_x))
+            support_z = functional_call(self.network[0], body, (support_x,))
+            query_z = self.query_forward(self.network[0], body, support_x, query_x)
             adapted = inner_loop(self.network[1], head, support_z, support_y, steps,
                                  {name[2:]: size for name, size in step_sizes.items()},
                                  self.first_order, self.task_loss, loss_scale=scale)
             return functional_call(self.network[1], adapted, (query_z,))
         adapted = inner_loop(self.network, params, support_x, support_y, steps, step_sizes,
                              self.first_order, self.task_loss, loss_scale=scale)
-        return functional_call(self.network, adapted, (query_x,))
+        return self.query_forward(self.network, adapted, support_x, query_x)
+
+    def query_forward(self, module: nn.Module, params: Params, support_x: Tensor,
+                      query_x: Tensor) -> Tensor:
+        """``module`` with ``params`` on one task's queries ``[n_query_total, ...]``: in one
+        batch (training, or :attr:`transductive`), else each query in a batch with the support
+        images ``support_x`` alone, its batch statistics theirs and its own."""
+        if self.training or self.transductive:
+            return functional_call(module, params, (query_x,))
+        return torch.cat([functional_call(module, params,
+                                          (torch.cat([support_x, query.unsqueeze(0)]),))[-1:]
+                          for query in query_x])
 
     @property
     def training_inner_steps(self) -> int:

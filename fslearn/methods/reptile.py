@@ -111,8 +111,8 @@ class Reptile(InnerLoopMethod):
 
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        return functional_call(self.network, self.adapt(params, support_x, support_y),
-                               (query_x,))
+        return self.query_forward(self.network, self.adapt(params, support_x, support_y),
+                                  support_x, query_x)
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
         r"""Set each parameter's ``.grad`` to :math:`\theta - \bar\phi`; return the query loss
