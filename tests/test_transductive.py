@@ -56,3 +56,22 @@ def test_training_always_normalises_over_the_query_set(omniglot_small):
     episode = EpisodeSampler(omniglot_small, 5, 1, 3, tasks=1, seed=0).episode(0)
     changed = _with_other_queries(episode, keep=0)
     assert not torch.allclose(method(changed)[:, 0], method(episode)[:, 0])
+
+
+def test_transductive_prototypes_refine_with_the_queries(omniglot_small):
+    """``transductive=True``: the queries are unlabelled images of the refinement, so the scores
+    are those of ``scores(..., unlabelled_z=query_z)``, computed here by hand."""
+    from fslearn.methods import SemiSupervisedPrototypes
+
+    torch.manual_seed(0)
+    method = SemiSupervisedPrototypes(refinement="soft").eval()
+    episode = EpisodeSampler(omniglot_small, 5, 1, 3, tasks=2, seed=0).episode(0)
+    with torch.no_grad():
+        inductive = method(episode)
+        method.transductive = True
+        transductive = method(episode)
+        support_z = method.embed(episode.support_x.flatten(0, 1)).view(2, 5, -1)
+        query_z = method.embed(episode.query_x.flatten(0, 1)).view(2, 15, -1)
+        by_hand = method.scores(support_z, episode.support_y, query_z, 5, unlabelled_z=query_z)
+    torch.testing.assert_close(transductive, by_hand, rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(transductive, inductive)

@@ -235,6 +235,10 @@ class SemiSupervisedPrototypes(MetricMethod):
             raise ValueError(f"steps must be a positive integer, got {steps!r}")
         super().__init__(backbone if backbone is not None else Conv4(in_channels))
         self.refinement, self.steps = refinement, steps
+        #: at test time, let the episode's queries refine the prototypes too, as unlabelled
+        #: images (transductive inference: it assumes the queries come together, a batch of
+        #: the episode's classes); False by default
+        self.transductive = False
         if refinement == "cluster":
             self.log_distractor_radius = nn.Parameter(
                 torch.tensor(math.log(INITIAL_DISTRACTOR_RADIUS)))
@@ -272,10 +276,14 @@ class SemiSupervisedPrototypes(MetricMethod):
         return -squared_euclidean_distance(query_z, centres)
 
     def forward(self, episode: Episode) -> Tensor:
-        if episode.unlabelled_x is None:
+        unlabelled = episode.unlabelled_x
+        if self.transductive and not self.training:  # the queries are unlabelled images too
+            unlabelled = (episode.query_x if unlabelled is None
+                          else torch.cat([unlabelled, episode.query_x], dim=1))
+        if unlabelled is None:
             return super().forward(episode)
         tasks = episode.tasks
-        parts = (episode.support_x, episode.query_x, episode.unlabelled_x)
+        parts = (episode.support_x, episode.query_x, unlabelled)
         sizes = [part.shape[1] for part in parts]
         both = torch.cat([part.flatten(0, 1) for part in parts])
         # one pass over all the episode's images, as MetricMethod.forward does
