@@ -120,6 +120,19 @@ def test_no_output_depends_on_a_later_input():
         assert not torch.allclose(other[:, -1], out[:, -1])  # the last step reads every step
 
 
+@pytest.mark.parametrize("n_support", [1, 2, 3, 6])  # shorter and longer than the dilations
+def test_the_shared_support_steps_give_the_whole_sequences_last_step(n_support):
+    torch.manual_seed(2)
+    network = SNAILNetwork(in_features=5, n_way=3, steps=8).double()  # dilations 2, 4, 8
+    support = torch.randn(2, n_support, 5, dtype=torch.float64)
+    queries = torch.randn(2, 4, 5, dtype=torch.float64)
+    fast = network.query_logits(support, queries)
+    assert fast.shape == (2, 4, 3)
+    for j in range(4):
+        whole = network(torch.cat([support, queries[:, j : j + 1]], dim=1))[:, -1]
+        torch.testing.assert_close(fast[:, j], whole, rtol=1e-12, atol=1e-12)
+
+
 # --- the method --------------------------------------------------------------------------------
 
 

@@ -63,7 +63,11 @@ Conventions, checked against the paper's pseudocode as written out in TensorFlow
 * **One sequence per query**: every query of an episode gets its own sequence, sharing the
   task's support steps (each image is embedded once), so a query's scores do not depend on
   the other queries (in evaluation; in training the embedding's batch norm normalises over the
-  whole batch, as in every method of the package).
+  whole batch, as in every method of the package). Causality makes the support steps' outputs
+  the same in every sequence of a task, so :meth:`SNAILNetwork.query_logits` computes them once
+  and then only each query's last step (every layer's ``extend``): the same logits as the
+  whole sequences through :meth:`SNAILNetwork.forward`, for about :math:`T + q` steps of work
+  per task instead of :math:`q \cdot T`.
 
 Not reproduced: the paper's mini-ImageNet embedding; its optimiser settings beyond Adam (the
 training settings here are :attr:`SNAIL.training_defaults`, fslearn's choices).
@@ -90,7 +94,6 @@ from fslearn.results import PaperFigures
 from fslearn.training_config import TrainingConfig
 
 __all__ = [
-    "SEQUENCES_PER_CHUNK",
     "SNAIL",
     "AnyShotSampler",
     "AttentionBlock",
@@ -100,6 +103,7 @@ __all__ = [
     "TCBlock",
     "dense_dilations",
     "query_sequences",
+    "sequence_steps",
     "support_order",
 ]
 
@@ -107,9 +111,6 @@ __all__ = [
 ATTENTION_SIZES = ((64, 32), (256, 128), (512, 256))
 #: filters of every dense block of the Omniglot model's TC blocks
 TC_FILTERS = 128
-#: sequences scored at a time (the same scores in bounded memory: no layer after the
-#: embedding mixes sequences)
-SEQUENCES_PER_CHUNK = 256
 #: seed of the fixed order the support set enters a sequence in (:func:`support_order`)
 SUPPORT_ORDER_SEED = 2018
 
@@ -138,6 +139,20 @@ class CausalConv1d(nn.Module):
         out = self.conv(F.pad(x.transpose(1, 2), (self.left, 0)))
         return out.transpose(1, 2)
 
+    def last(self, history: Tensor, current: Tensor) -> Tensor:
+        """The output at the step after ``history`` ``[batch, n, C]`` for each of the
+        alternatives ``current`` ``[batch, q, C]``: ``[batch, q, out]``, equal to
+        ``forward(cat([history, current_j]))[:, -1]`` for every ``j``."""
+        n, dilation = history.shape[1], self.conv.dilation[0]
+        weight, bias = self.conv.weight, self.conv.bias  # weight [out, C, kernel]
+        kernel = weight.shape[-1]
+        out = current @ weight[:, :, -1].T + bias
+        for tap in range(kernel - 1):  # tap k reads step n - (kernel - 1 - k) * dilation
+            back = (kernel - 1 - tap) * dilation
+            if back <= n:  # earlier steps are the zero padding
+                out = out + (history[:, n - back] @ weight[:, :, tap].T).unsqueeze(1)
+        return out
+
 
 class DenseBlock(nn.Module):
     """``x`` ``[batch, T, C]`` -> ``[batch, T, C + filters]``: ``x`` and
@@ -152,6 +167,12 @@ class DenseBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         f, g = self.conv(x).chunk(2, dim=-1)
         return torch.cat([x, torch.tanh(f) * torch.sigmoid(g)], dim=-1)
+
+    def extend(self, history: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
+        """``(forward(history), the output at the next step for each of current)``; shapes
+        ``[batch, n, C]``, ``[batch, q, C]`` -> ``[batch, n, C + D]``, ``[batch, q, C + D]``."""
+        f, g = self.conv.last(history, current).chunk(2, dim=-1)
+        return self(history), torch.cat([current, torch.tanh(f) * torch.sigmoid(g)], dim=-1)
 
 
 class TCBlock(nn.Module):
@@ -178,6 +199,13 @@ class TCBlock(nn.Module):
             x = block(x)
         return x
 
+    def extend(self, history: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
+        """``(forward(history), the output at the next step for each of current)`` (see
+        :meth:`DenseBlock.extend`)."""
+        for block in self.blocks:
+            history, current = block.extend(history, current)
+        return history, current
+
 
 class AttentionBlock(nn.Module):
     """Causal soft attention: ``x`` ``[batch, T, C]`` -> ``[batch, T, C + value_size]``, ``x``
@@ -196,6 +224,20 @@ class AttentionBlock(nn.Module):
         read = F.scaled_dot_product_attention(self.query(x), self.key(x), self.value(x),
                                               is_causal=True)
         return torch.cat([x, read], dim=-1)
+
+    def extend(self, history: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
+        """``(forward(history), the output at the next step for each of current)``: each of
+        ``current`` ``[batch, q, C]`` attends to the ``n`` steps of ``history`` ``[batch, n,
+        C]`` and to itself, not to the other ``q - 1``."""
+        keys, values = self.key(history), self.value(history)  # [batch, n, K], [batch, n, V]
+        read = F.scaled_dot_product_attention(self.query(history), keys, values, is_causal=True)
+        query = self.query(current)  # [batch, q, K]
+        logits = torch.cat([query @ keys.transpose(1, 2),
+                            (query * self.key(current)).sum(-1, keepdim=True)], dim=-1)
+        weights = (logits / math.sqrt(query.shape[-1])).softmax(dim=-1)  # [batch, q, n + 1]
+        current_read = weights[..., :-1] @ values + weights[..., -1:] * self.value(current)
+        return (torch.cat([history, read], dim=-1),
+                torch.cat([current, current_read], dim=-1))
 
 
 class SNAILNetwork(nn.Module):
@@ -226,12 +268,32 @@ class SNAILNetwork(nn.Module):
             x = layer(x)
         return self.out(x)
 
+    def query_logits(self, support: Tensor, queries: Tensor) -> Tensor:
+        """The logits of the last step of each sequence ``[support, query_j]``, computing the
+        support steps once: ``support`` ``[batch, n, F]`` and ``queries`` ``[batch, q, F]`` ->
+        ``[batch, q, n_way]``, equal to ``forward(cat([support, queries[:, j:j+1]], 1))[:,
+        -1]`` for every ``j`` (causality: the support steps' outputs do not depend on the
+        query, so every query's sequence shares them)."""
+        for layer in self.layers:
+            support, queries = layer.extend(support, queries)
+        return self.out(queries)
+
 
 def support_order(n_support: int, device: torch.device | str = "cpu") -> Tensor:
     """The fixed pseudo-random order ``[n_support]`` in which the support set enters every
     sequence of that size (module docstring): a permutation of ``0..n_support-1``."""
     generator = torch.Generator().manual_seed(SUPPORT_ORDER_SEED + n_support)
     return torch.randperm(n_support, generator=generator).to(device)
+
+
+def sequence_steps(support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way: int
+                   ) -> tuple[Tensor, Tensor]:
+    """The steps of the sequences: ``(support [tasks, n, D + N], queries [tasks, q, D + N])``,
+    each support embedding beside its one-hot label, each query's beside zeros (shapes as in
+    :func:`query_sequences`)."""
+    labels = F.one_hot(support_y, n_way).to(support_z.dtype)
+    unknown = query_z.new_zeros(*query_z.shape[:2], n_way)
+    return torch.cat([support_z, labels], dim=-1), torch.cat([query_z, unknown], dim=-1)
 
 
 def query_sequences(support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way: int
@@ -250,9 +312,7 @@ def query_sequences(support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way
     """
     tasks, n, _ = support_z.shape
     q = query_z.shape[1]
-    labels = F.one_hot(support_y, n_way).to(support_z.dtype)
-    support = torch.cat([support_z, labels], dim=-1)  # [tasks, n, D+N]
-    query = torch.cat([query_z, query_z.new_zeros(tasks, q, n_way)], dim=-1)
+    support, query = sequence_steps(support_z, support_y, query_z, n_way)
     support = support.unsqueeze(1).expand(tasks, q, n, support.shape[-1])
     return torch.cat([support, query.unsqueeze(2)], dim=2).flatten(0, 1)
 
@@ -389,9 +449,9 @@ class SNAIL(MetricMethod):
                              f"got {support_z.shape[-1]}: give it images of the size it was "
                              f"built for.")
         order = support_order(support_z.shape[1], support_z.device)
-        sequences = query_sequences(support_z[:, order], support_y[:, order], query_z, n_way)
-        last = [self.network(chunk)[:, -1] for chunk in sequences.split(SEQUENCES_PER_CHUNK)]
-        return torch.cat(last).view(*query_z.shape[:2], n_way)
+        support, queries = sequence_steps(support_z[:, order], support_y[:, order], query_z,
+                                          n_way)
+        return self.network.query_logits(support, queries)
 
     def loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """Cross-entropy of the last steps' logits (the queries'); and the logits."""
