@@ -120,6 +120,19 @@ def test_no_output_depends_on_a_later_input():
         assert not torch.allclose(other[:, -1], out[:, -1])  # the last step reads every step
 
 
+def test_the_omniglot_model_has_the_papers_blocks_and_sizes():
+    network = SNAIL(n_way=5, max_shot=5).network  # T = 26: TC blocks of 5 dense blocks
+    assert [type(layer).__name__ for layer in network.layers] == [
+        "AttentionBlock", "TCBlock", "AttentionBlock", "TCBlock", "AttentionBlock"]
+    # 64 + 5 features, + 32, + 5 * 128, + 128, + 5 * 128, + 256
+    assert [layer.out_channels for layer in network.layers] == [101, 741, 869, 1509, 1765]
+    # by hand: attention (C + 1) * (2K + V); dense block 2 * 128 * (2C + 1); output 5 * 1766
+    attention = 70 * (64 + 64 + 32) + 742 * (256 + 256 + 128) + 1510 * (512 + 512 + 256)
+    dense = sum(256 * (2 * c + 1) for c in [101, 229, 357, 485, 613, 869, 997, 1125, 1253,
+                                               1381])
+    assert sum(p.numel() for p in network.parameters()) == attention + dense + 5 * 1766
+
+
 @pytest.mark.parametrize("n_support", [1, 2, 3, 6])  # shorter and longer than the dilations
 def test_the_shared_support_steps_give_the_whole_sequences_last_step(n_support):
     torch.manual_seed(2)
@@ -131,6 +144,14 @@ def test_the_shared_support_steps_give_the_whole_sequences_last_step(n_support):
     for j in range(4):
         whole = network(torch.cat([support, queries[:, j : j + 1]], dim=1))[:, -1]
         torch.testing.assert_close(fast[:, j], whole, rtol=1e-12, atol=1e-12)
+    # and the same gradients: training through the shared steps is training the sequences
+    fast_grads = torch.autograd.grad(fast.square().sum(), list(network.parameters()))
+    wholes = [network(torch.cat([support, queries[:, j : j + 1]], dim=1))[:, -1]
+              for j in range(4)]
+    whole_grads = torch.autograd.grad(sum(w.square().sum() for w in wholes),
+                                      list(network.parameters()))
+    for a, b in zip(fast_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 # --- the method --------------------------------------------------------------------------------
