@@ -22,9 +22,10 @@ feature it had):
   :math:`\sum_{s \le t} \operatorname{softmax}_s(q_t \cdot k_s / \sqrt K)\, v_s`, the future
   masked out (a step sees itself).
 
-The Omniglot model (the paper's appendix) is: the embedding, then AttentionBlock(64, 32),
-TCBlock(T, 128), AttentionBlock(256, 128), TCBlock(T, 128), AttentionBlock(512, 256), and a
-1x1 convolution (a linear map of each step) to :math:`N` logits.
+The Omniglot model (the paper's appendix, as the reproductions build it) is: the embedding,
+then AttentionBlock(64, 32), TCBlock(T, 128), AttentionBlock(256, 128), TCBlock(T, 128),
+AttentionBlock(512, 256), and a 1x1 convolution (a linear map of each step) to :math:`N`
+logits.
 
 Conventions, checked against the paper's pseudocode as written out in TensorFlow in
 ``google-research/tensor2robot`` (``layers/snail.py``) and the reproduction
@@ -42,8 +43,8 @@ Conventions, checked against the paper's pseudocode as written out in TensorFlow
   (tensor2robot's ``CausallyMaskedSoftmax``); scaled by :math:`1/\sqrt K`; computed by
   :func:`torch.nn.functional.scaled_dot_product_attention` with ``is_causal=True``.
 * **The prediction** is read at the last step, the query's (the paper reports the accuracy of
-  the :math:`(NK+1)`-th step); training is cross-entropy on it alone, as in the paper's
-  Omniglot setup. The query's label features are zeros.
+  the :math:`(NK+1)`-th step); training is cross-entropy on it alone (as ``eambutu``'s
+  training does). The query's label features are zeros (``eambutu``'s too).
 * **One model per N, any K**: :math:`N` is fixed when the model is built (its label features
   and logits: :attr:`SNAIL.fixed_way`); the convolutions and attention run on sequences of any
   length, so one model scores every K. The depth of the TC blocks is set by the longest
@@ -52,7 +53,8 @@ Conventions, checked against the paper's pseudocode as written out in TensorFlow
   less far than the sequence (the attention still sees all of it).
 * **Training batches**: every step draws its K uniformly from ``1..max_shot`` (the same K for
   the step's tasks, which are then stacked as one episode) and shuffles each task's support
-  order (:class:`AnyShotSampler`; the paper draws the support in random order). ``--shot`` is
+  order (:class:`AnyShotSampler`; ``eambutu``'s sampler shuffles the support of every
+  sequence too). ``--shot`` is
   the shot of validation (and of ``evaluate``), not of training.
 * **Support order in** :meth:`SNAIL.scores`: before the sequence is built, the support set is
   put in one fixed pseudo-random order (:func:`support_order`: the same for every episode of a
