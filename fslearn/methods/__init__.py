@@ -22,6 +22,7 @@ from fslearn.methods.reptile import Reptile
 from fslearn.methods.semi_supervised import SemiSupervisedPrototypes
 from fslearn.methods.sequence import SequenceMethod
 from fslearn.methods.siamese import SiameseNetwork
+from fslearn.methods.snail import SNAIL
 from fslearn.results import STANDARD_SETTINGS, PaperFigures
 from fslearn.training_config import TrainingConfig
 
@@ -31,6 +32,7 @@ __all__ = [
     "MANN",
     "METHODS",
     "R2D2",
+    "SNAIL",
     "Baseline",
     "BaselinePlusPlus",
     "FewShotMethod",
@@ -114,7 +116,7 @@ def _check_paper_figures(method: type[FewShotMethod]) -> None:
 
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
                 PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
-                PretrainedBaseline, MANN, LSTMBaseline, SiameseNetwork, Baseline,
+                PretrainedBaseline, MANN, LSTMBaseline, SNAIL, SiameseNetwork, Baseline,
                 BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR, HallucinatingPrototypes):
     register(_method)
 del _method
