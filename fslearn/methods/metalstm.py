@@ -66,9 +66,14 @@ PyTorch reimplementation markdtw/meta-learning-lstm-pytorch; fslearn's choices:
   statistics at training and test (:class:`~fslearn.backbones.TaskBatchNorm2d`, as its MAML):
   the queries of a test task together (``transductive``, the default) or each query with the
   support images alone (``transductive = False``); neither keeps anything across tasks.
+* **The learner.** The authors' (``model/imagenet-net.lua``, used by their Omniglot configs too)
+  is a Conv4 of 32 filters with batch norm of epsilon 1e-3. fslearn's is the Conv4 of its MAML
+  (:func:`~fslearn.methods.inner_loop.maml_network`: 64 filters, epsilon 1e-5), so that the two
+  compare on the same network; ``hidden_channels=32`` gives the authors' width.
 * **Outer loop.** Adam, learning rate 1e-3, one episode per step, and the meta-gradient's norm
   clipped to 0.25 (``maxGradNorm``; ``max_grad_norm`` here, clipped in :meth:`training_step`
-  over the step's gradient). The authors' Omniglot configs run 50,000 episodes.
+  over the step's gradient; a run on several processes clips each process's share before they
+  are averaged, where the authors ran one). The authors' Omniglot configs run 50,000 episodes.
 * **Optional batch norm of the LSTMs' pre-activations** (``BN1``/``BN2``) is off in every
   config the authors ship; fslearn has none.
 
