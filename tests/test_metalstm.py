@@ -216,7 +216,11 @@ def test_deterministic_and_adaptation_changes_the_scores():
         with torch.no_grad():
             runs.append(method(episode))
     assert runs[0].shape == (2, 6, 2) and torch.equal(runs[0], runs[1])
-    method.test_inner_steps = 0
+    method.transductive = False  # each query normalised with the support images alone
+    with torch.no_grad():
+        alone = method(episode)
+    assert alone.shape == runs[0].shape and not torch.allclose(alone, runs[0])
+    method.transductive, method.test_inner_steps = True, 0
     with torch.no_grad():
         assert not torch.allclose(method(episode), runs[0])
 
