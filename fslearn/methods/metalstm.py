@@ -43,18 +43,22 @@ PyTorch reimplementation markdtw/meta-learning-lstm-pytorch; fslearn's choices:
   so the meta-gradient never differentiates the learner's gradient: no Hessian. It still flows
   through the cell chain :math:`c_{t-1} \to c_t` and through the gates' input
   :math:`\theta_{t-1}`, down to :math:`\theta_0`.
-* **Initialisation** (both codes): every LSTM weight uniform in [-0.01, 0.01], :math:`b_F`
-  uniform in [4, 5] and :math:`b_I` in [-5, -4] (markdtw: [4, 6]), so that the optimiser starts
+* **Initialisation** (the authors' code): every weight of both layers uniform in
+  [-0.01, 0.01], :math:`b_F` uniform in [4, 5] and :math:`b_I` in [-5, -4] (markdtw: the same
+  for the second layer, :math:`b_F` in [4, 6], PyTorch's default for the first), so that it starts
   close to "keep :math:`\theta`, take a small gradient step" (:math:`f \approx 0.99`,
   :math:`i \approx 0.01`); :math:`c_0` is the learner's usual initialisation.
 * **Inner loop.** The authors take ``nEpochs`` passes over the support set in mini-batches of
   ``batchSize``: mini-ImageNet 1-shot 12 passes of 5 (12 updates), 5-shot batches of 25 with 8
-  passes in the last config (``train-imagenet-5shot.lua``); their Omniglot configs, 15 passes of
-  5 at 1-shot and 5 at 5-shot. Here ``inner_steps`` counts updates, each on ``inner_batch``
-  support images taken in turn (one of each class in turn, cycling; None: the whole support set,
-  which at 5-way 1-shot is the authors' batch of 5). Defaults: the authors' Omniglot 1-shot
-  config (15 updates on the 5 support images); their 5-shot one is
-  ``--inner-batch 5 --inner-steps 25``. Evaluation takes ``test_inner_steps`` (default: the same).
+  passes in the last config (``train-imagenet-5shot.lua``); their Omniglot 5-way 1-shot config
+  (``train-omniglot-1shot-5class.lua``), 15 passes of 5, and when it tests 5-shot episodes, 5
+  passes in batches of 5 (25 updates). Here ``inner_steps`` counts updates, each on
+  ``inner_batch`` support images (one of each class in turn, cycling; None: the whole support
+  set, which at 5-way 1-shot is the authors' batch of 5). Defaults: that Omniglot config's
+  training (15 updates on the 5 support images). Evaluation takes ``test_inner_steps`` updates
+  (default: ``inner_steps``) with the same ``inner_batch``, whatever the shots: the authors' 25
+  updates on 5-shot episodes would be ``--inner-batch 5 --test-inner-steps 25``, which also
+  changes the 1-shot updates' count (one setting for every test shot here).
 * **The learner's loss** is the mean cross-entropy over the mini-batch. Both codes divide its
   gradient once more by the batch size (a mean loss's gradient divided by B); fslearn does not:
   the learned input gate absorbs a constant factor, and :math:`\mathrm{pre}` turns it into a
