@@ -312,3 +312,9 @@ def test_registered_with_its_help_and_trained_by_the_cli(tmp_path, capsys):
     record = json.loads((out / "best" / "checkpoint.json").read_text())
     assert record["method"] == "metalstm"
     assert record["hparams"]["inner_steps"] == 1 and record["hparams"]["hidden_size"] == 20
+    capsys.readouterr()
+    assert main(["report", str(out), "--split", "val", "--episodes", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # a head of 5 classes: the 5-way settings only; no published Omniglot figure to set beside
+    assert [(r["n_way"], r["k_shot"]) for r in report["results"]] == [(5, 1), (5, 5)]
+    assert [r["paper_accuracy"] for r in report["results"]] == [None, None]
