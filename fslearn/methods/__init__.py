@@ -12,6 +12,7 @@ from fslearn.methods.inner_loop import InnerLoopMethod
 from fslearn.methods.maml import ANIL, MAML, FirstOrderMAML, MetaSGD, PretrainedBaseline, adapt
 from fslearn.methods.mann import MANN, LSTMBaseline
 from fslearn.methods.matching import MatchingNetwork
+from fslearn.methods.metalstm import MetaLSTM
 from fslearn.methods.options import declared_options
 from fslearn.methods.pixel_nn import PixelNearestNeighbour
 from fslearn.methods.protoclr import ProtoCLR
@@ -42,6 +43,7 @@ __all__ = [
     "InnerLoopMethod",
     "LSTMBaseline",
     "MatchingNetwork",
+    "MetaLSTM",
     "MetaSGD",
     "MetricMethod",
     "PretrainedBaseline",
@@ -116,7 +118,7 @@ def _check_paper_figures(method: type[FewShotMethod]) -> None:
 
 for _method in (PrototypicalNetwork, MatchingNetwork, RelationNetwork, GraphNeuralNetwork,
                 PixelNearestNeighbour, R2D2, MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile,
-                PretrainedBaseline, MANN, LSTMBaseline, SNAIL, SiameseNetwork, Baseline,
+                MetaLSTM, PretrainedBaseline, MANN, LSTMBaseline, SNAIL, SiameseNetwork, Baseline,
                 BaselinePlusPlus, SemiSupervisedPrototypes, ProtoCLR, HallucinatingPrototypes):
     register(_method)
 del _method
