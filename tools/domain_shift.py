@@ -157,6 +157,9 @@ def main() -> None:
                         help="episodes for the models that adapt on every episode (>= 600)")
     parser.add_argument("--time", type=int, default=0, metavar="E",
                         help="only time every model on E episodes; write nothing")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the models and variants already in the output file (of the "
+                             "same glyph images and settings) and measure only the others")
     args = parser.parse_args()
     if not args.time and args.slow_episodes < 600:
         sys.exit("error: --slow-episodes must be at least 600 for reported figures")
@@ -176,6 +179,16 @@ def main() -> None:
               "omniglot_figures": "each checkpoint's results.json (fslearn report, 1000 "
                                   "episodes, seed 0, Vinyals test characters)",
               "glyphs": record_summary(record), "models": [], "variants": []}
+
+    if args.resume and OUTPUT.is_file():
+        before = json.loads(OUTPUT.read_text())
+        if (before["glyphs"]["images_sha256"] != record["images_sha256"]
+                or (before["seed"], before["n_query"]) != (SEED, N_QUERY)):
+            sys.exit(f"error: {OUTPUT} is of other glyphs or settings: run without --resume")
+        output.update(models=before["models"], variants=before["variants"],
+                      command=f"{before['command']}, then {output['command']}")
+        started -= before["wall_seconds"]
+    done = {m["name"] for m in output["models"]} | {v["label"] for v in output["variants"]}
 
     def save() -> None:
         # after every model, so that an interrupted run leaves what it measured
@@ -199,6 +212,8 @@ def main() -> None:
             + [("variant", v) for v in chosen if not v[2].embeds_once]
             + [("model", row) for row in slow[1:]])
     for kind, job in jobs:
+        if (job["name"] if kind == "model" else job[0]) in done:
+            continue
         if kind == "model":
             row = job
             method = loaded[row["name"]]
