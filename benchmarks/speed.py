@@ -366,8 +366,10 @@ def main() -> None:
                     print(f"{workload:<17}{variant:<10}  failed: {error}")
                 runs.append(run)
         for row in summarise(workload, runs):
+            ratios = (f"{row['cpu_ratio']:>7.2f}{row['wall_ratio']:>8.2f}"
+                      if row["cpu_ratio"] is not None else f"{'-':>7}{'-':>8}")  # no reference
             print(f"{workload:<17}{row['variant']!s:<10}{row['cpu_s']:>9.3f}{row['wall_s']:>9.3f}"
-                  f"{row['cpu_ratio'] or 0:>7.2f}{row['wall_ratio'] or 0:>8.2f}"
+                  f"{ratios}"
                   f"{row['start_rss_gib']:>10.2f}{row['peak_rss_gib']:>9.2f}"
                   f"{row.get('cpu_ratio_to_new', '')!s:>10}")
             rows.append({**row, "what": WORKLOADS[workload][1]})
