@@ -251,10 +251,11 @@ def test_command_line_train_and_evaluate(method, extra, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "protonet", "--inner-steps", "2"], "--inner-steps is an option of the "
-     "optimisation-based methods (maml, fomaml, metasgd, anil, reptile, pretrained), not of "
-     "protonet"),
+     "optimisation-based methods (maml, fomaml, metasgd, anil, reptile, metalstm, pretrained), "
+     "not of protonet"),
     (["train", "maml", "--way", "5", "--val-way", "5", "--inner-batch", "10"],
-     "--inner-batch is an option of the method (reptile), not of maml"),
+     "--inner-batch is an option of the optimisation-based methods (reptile, metalstm), not of "
+     "maml"),
     (["train", "reptile", "--way", "5", "--val-way", "5", "--inner-batch", "0"],
      "inner_batch must be a positive integer"),
     (["train", "maml", "--way", "5", "--val-way", "20"], "pass --val-way 5"),
