@@ -10,14 +10,17 @@ caller's back.
 
 from __future__ import annotations
 
+import copy
 import functools
 import html
 import importlib
 import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fslearn.data.episodes import Episode, EpisodeSampler
 from fslearn.plotting import PICTURE_SCALE, displayed_width_px
 
 if TYPE_CHECKING:
@@ -149,6 +152,41 @@ def _slider(value: int, low: int, high: int, description: str) -> Any:
     widgets = _require("ipywidgets")
     return widgets.IntSlider(value=value, min=low, max=high, description=description,
                              style={"description_width": "initial"}, continuous_update=False)
+
+
+def _explorer_ranges(episodes: Episode | EpisodeSampler, seed: int | None, max_index: int,
+                     caller: str, check: Callable[[Episode, str], object]
+                     ) -> tuple[int, int, int | None]:
+    """``(queries per task, last episode index, seed)`` of an episode explorer's sliders: over
+    the tasks of an Episode (checked by ``check(episode, caller)``; no seed), or over a
+    sampler's episodes ``0..max_index`` (its own seed by default)."""
+    if isinstance(episodes, Episode):
+        if seed is not None:
+            raise ValueError("seed is for an EpisodeSampler; an Episode is a fixed batch")
+        check(episodes, caller)
+        return int(episodes.query_y.shape[1]), episodes.tasks - 1, None
+    if isinstance(episodes, EpisodeSampler):
+        seed = episodes.seed if seed is None else seed
+        _check_int("seed", seed, 0)
+        _check_int("max_index", max_index, 0)
+        return episodes.n_way * episodes.n_query, max_index, seed
+    raise TypeError(f"{caller} needs an Episode or an EpisodeSampler, got "
+                    f"{type(episodes).__name__}")
+
+
+def _episode_fetcher(episodes: Episode | EpisodeSampler
+                     ) -> Callable[[int, int | None], tuple[Episode, int]]:
+    """``(index, seed) -> (episode, task)`` for an explorer's sliders: the Episode itself and
+    its task ``index``, or the sampler's episode ``index`` drawn with ``seed`` (task 0); the
+    last few are kept."""
+    @functools.lru_cache(maxsize=8)
+    def episode_of(index: int, seed: int | None) -> tuple[Episode, int]:
+        if isinstance(episodes, Episode):
+            return episodes, index
+        sampler = copy.copy(episodes)  # episode i depends only on (seed, i)
+        sampler.seed = seed
+        return sampler.episode(index), 0
+    return episode_of
 
 
 def _seed_box(seed: int) -> Any:

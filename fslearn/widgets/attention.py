@@ -9,8 +9,6 @@ query, and the class probabilities it and other methods give that query.
 
 from __future__ import annotations
 
-import copy
-import functools
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -30,7 +28,9 @@ from fslearn.widgets._explorer import (
     _TAB10,
     _WRONG,
     _check_int,
+    _episode_fetcher,
     _explorer_class,
+    _explorer_ranges,
     _new_figure,
     _require,
     _seed_box,
@@ -318,25 +318,6 @@ def plot_matching_attention(
     return figure
 
 
-def _explorer_ranges(episodes: Episode | EpisodeSampler, seed: int | None, max_index: int
-                     ) -> tuple[int, int, int | None]:
-    """``(queries per task, last episode index, seed)`` of :func:`attention_explorer`'s
-    sliders: over the tasks of an Episode (no seed), or over a sampler's episodes
-    ``0..max_index`` (its own seed by default)."""
-    if isinstance(episodes, Episode):
-        if seed is not None:
-            raise ValueError("seed is for an EpisodeSampler; an Episode is a fixed batch")
-        _check_image_episode(episodes, "attention_explorer")
-        return int(episodes.query_y.shape[1]), episodes.tasks - 1, None
-    if isinstance(episodes, EpisodeSampler):
-        seed = episodes.seed if seed is None else seed
-        _check_int("seed", seed, 0)
-        _check_int("max_index", max_index, 0)
-        return episodes.n_way * episodes.n_query, max_index, seed
-    raise TypeError(f"attention_explorer needs an Episode or an EpisodeSampler, got "
-                    f"{type(episodes).__name__}")
-
-
 def attention_explorer(
     model: MatchingNetwork,
     episodes: Episode | EpisodeSampler,
@@ -377,18 +358,11 @@ def attention_explorer(
     if not isinstance(model, MatchingNetwork):
         raise TypeError(f"attention_explorer needs a MatchingNetwork, got "
                         f"{type(model).__name__}")
-    queries, last, seed = _explorer_ranges(episodes, seed, max_index)
+    queries, last, seed = _explorer_ranges(episodes, seed, max_index, "attention_explorer",
+                                           _check_image_episode)
     _check_int("query", query, 0, queries - 1)
     _check_int("index", index, 0, last)
-
-    @functools.lru_cache(maxsize=8)
-    def episode_of(index: int, seed: int | None) -> tuple[Episode, int]:
-        if isinstance(episodes, Episode):
-            return episodes, index
-        sampler = copy.copy(episodes)  # episode i depends only on (seed, i)
-        sampler.seed = seed
-        return sampler.episode(index), 0
-
+    episode_of = _episode_fetcher(episodes)
     start, start_task = episode_of(int(index), seed)
     # the starting setting must draw: a mistake shows here, not as a message in the widget
     plot_matching_attention(model, start, query, task=start_task, others=others)

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import copy
-import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +30,9 @@ from fslearn.widgets._explorer import (
     _TAB10,
     _WRONG,
     _check_int,
+    _episode_fetcher,
     _explorer_class,
+    _explorer_ranges,
     _new_figure,
     _require,
     _seed_box,
@@ -223,29 +223,12 @@ def attribution_explorer(
             EpisodeSampler.
         ValueError: a starting value outside its control's range.
     """
-    if isinstance(episodes, Episode):
-        if seed is not None:
-            raise ValueError("seed is for an EpisodeSampler; an Episode is a fixed batch")
-        _check(method, episodes, "attribution_explorer")
-        queries, last = int(episodes.query_y.shape[1]), episodes.tasks - 1
-    elif isinstance(episodes, EpisodeSampler):
-        seed = episodes.seed if seed is None else seed
-        _check_int("seed", seed, 0)
-        queries, last = episodes.n_way * episodes.n_query, _check_int("max_index", max_index, 0)
-    else:
-        raise TypeError(f"attribution_explorer needs an Episode or an EpisodeSampler, got "
-                        f"{type(episodes).__name__}")
+    queries, last, seed = _explorer_ranges(
+        episodes, seed, max_index, "attribution_explorer",
+        lambda episode, caller: _check(method, episode, caller))
     _check_int("query", query, 0, queries - 1)
     _check_int("index", index, 0, last)
-
-    @functools.lru_cache(maxsize=8)
-    def episode_of(index: int, seed: int | None) -> tuple[Episode, int]:
-        if isinstance(episodes, Episode):
-            return episodes, index
-        sampler = copy.copy(episodes)  # episode i depends only on (seed, i)
-        sampler.seed = seed
-        return sampler.episode(index), 0
-
+    episode_of = _episode_fetcher(episodes)
     start, start_task = episode_of(int(index), seed)
     # the starting setting must draw: a mistake shows here, not as a message in the widget
     plot_attributions(method, start, query, task=start_task, how=how)
