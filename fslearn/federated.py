@@ -146,9 +146,7 @@ def alphabet_clients(dataset: FewShotDataset) -> list[Client]:
 
     ``alphabet_clients(load_omniglot("train", "lake"))`` gives the 30 background alphabets.
     """
-    groups: dict[str, list[int]] = {}
-    for index, name in enumerate(dataset.class_names):
-        groups.setdefault(name.split("/", 1)[0], []).append(index)
+    groups = dataset.classes_by_alphabet()
     if len(groups) < 2:
         raise ValueError(f"{dataset.name} has classes of {len(groups)} alphabet: clients need "
                          f"class names 'Alphabet/character' from at least two alphabets.")

@@ -66,6 +66,9 @@ def add_parser(commands: Any) -> None:
     ev.add_argument("--data", type=Path, default=None, metavar="DIR",
                     help="evaluate on your own test classes: a folder with one subfolder of "
                     "images per class (default: the Omniglot test split)")
+    ev.add_argument("--within-alphabet", action="store_true",
+                    help="draw each episode's classes from one alphabet (or script), as Lake et "
+                    "al.'s within-alphabet tests do: harder than classes from the whole split")
     image_args(ev, training=False)
     ev.add_argument("--precision", choices=PRECISIONS, default="float32",
                     help="float32 (default), or bf16: bfloat16 autocast where the CPU or GPU has "
@@ -83,7 +86,9 @@ def evaluate_sequence_checkpoint(args: argparse.Namespace, record: dict[str, Any
     name = record.get("method")
     misplaced = [flag for flag, value in (("--shot", getattr(args, "shot", None)),
                                           ("--test-inner-steps",
-                                           getattr(args, "test_inner_steps", None)))
+                                           getattr(args, "test_inner_steps", None)),
+                                          ("--within-alphabet",
+                                           getattr(args, "within_alphabet", None) or None))
                  if value is not None]
     if misplaced:
         flags, verb, pronoun = listed(misplaced)
@@ -159,6 +164,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.shot is None:
         raise ValueError("--shot is required (support images per class, or support points).")
     if record.get("data", {}).get("dataset") == "sinusoid":
+        if args.within_alphabet:
+            raise ValueError("--within-alphabet is for image checkpoints; a sinusoid model's "
+                             "tasks have no alphabet: leave it out.")
         return _evaluate_regression(args)
     if args.way is None:
         raise ValueError("--way is required: the number of classes per test episode.")
@@ -176,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--test-inner-steps must be 0 or more, got {args.test_inner_steps}")
         method.test_inner_steps = args.test_inner_steps
     result = evaluate(method, dataset, args.way, args.shot, args.query, args.episodes,
-                      seed=args.seed, device=device, progress=args.progress)
+                      seed=args.seed, device=device, progress=args.progress,
+                      within_alphabet=args.within_alphabet)
     if args.json:
         print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),
                           **_precision(args), **result.to_dict()}))

@@ -13,7 +13,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["FewShotDataset"]
+__all__ = ["FewShotDataset", "class_alphabet"]
+
+
+def class_alphabet(class_name: str) -> str | None:
+    """The alphabet (or script) a class belongs to, read from its name, or None.
+
+    ``"Greek/character01/rot090"`` (Omniglot) -> ``"Greek"``; ``"Greek_U+03B1"`` (the printed
+    glyphs of :mod:`fslearn.data.glyphs`) -> ``"Greek"``; any other name -> None.
+    """
+    if "/" in class_name:
+        return class_name.split("/", 1)[0]
+    if "_U+" in class_name:
+        return class_name.rsplit("_U+", 1)[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,23 @@ class FewShotDataset:
             class_names=[self.class_names[int(c)] for c in chosen],
             name=f"{self.name}[{len(chosen)} classes]",
         )
+
+    def classes_by_alphabet(self) -> dict[str, list[int]]:
+        """The class indices of each alphabet (:func:`class_alphabet`), in order of first
+        appearance.
+
+        Raises:
+            ValueError: if some class name names no alphabet.
+        """
+        groups: dict[str, list[int]] = {}
+        for index, name in enumerate(self.class_names):
+            alphabet = class_alphabet(name)
+            if alphabet is None:
+                raise ValueError(f"class {name!r} of {self.name} names no alphabet: alphabets are "
+                                 f"read from class names 'Alphabet/character' (Omniglot) or "
+                                 f"'Script_U+XXXX' (fslearn data glyphs).")
+            groups.setdefault(alphabet, []).append(index)
+        return groups
 
     def class_counts(self) -> Tensor:
         """``[num_classes]`` number of images in each class."""

@@ -151,9 +151,14 @@ class EpisodeSampler:
         unlabelled: unlabelled images drawn from each of the episode's classes (besides its
             support and query images, never one of them) and from each distractor class.
         distractors: classes outside the episode that only contribute unlabelled images.
+        within_alphabet: draw all the classes of a task (and its distractors) from one alphabet
+            (:meth:`~fslearn.data.dataset.FewShotDataset.classes_by_alphabet`), chosen uniformly
+            among those with enough classes: Lake et al.'s within-alphabet episodes, harder than
+            classes drawn from the whole dataset because letters of one script look alike.
 
-    With ``unlabelled = distractors = 0`` (the default) the random draws are exactly those of a
-    sampler without them: adding the settings changed no existing episode.
+    With ``unlabelled = distractors = 0`` and ``within_alphabet=False`` (the defaults) the random
+    draws are exactly those of a sampler without them: adding the settings changed no existing
+    episode.
 
     Raises:
         ValueError: if the request cannot be met by the dataset (too many classes, or too few
@@ -172,6 +177,7 @@ class EpisodeSampler:
         option_names: tuple[str, str, str] = ("n_way", "k_shot", "n_query"),
         unlabelled: int = 0,
         distractors: int = 0,
+        within_alphabet: bool = False,
     ) -> None:
         way_name, shot_name, query_name = option_names
         for name, value in ((way_name, n_way), (shot_name, k_shot), (query_name, n_query),
@@ -194,6 +200,8 @@ class EpisodeSampler:
                 f"only {dataset.num_classes} classes: lower {way_name} to at most "
                 f"{dataset.num_classes - distractors}."
             )
+        self._alphabets = (_alphabets_with(dataset, n_way + distractors, way_name)
+                           if within_alphabet else None)
         table, counts = dataset.indices_by_class()
         needed = k_shot + n_query + unlabelled
         smallest = int(torch.argmin(counts))
@@ -211,6 +219,7 @@ class EpisodeSampler:
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
         self.tasks, self.seed = tasks, seed
         self.unlabelled, self.distractors = unlabelled, distractors
+        self.within_alphabet = within_alphabet
         self._table = table.numpy()
         self._counts = counts.numpy()
 
@@ -219,7 +228,8 @@ class EpisodeSampler:
             f"EpisodeSampler({self.dataset.name}, n_way={self.n_way}, k_shot={self.k_shot}, "
             f"n_query={self.n_query}, tasks={self.tasks}, seed={self.seed}"
             + (f", unlabelled={self.unlabelled}, distractors={self.distractors}"
-               if self.unlabelled else "") + ")"
+               if self.unlabelled else "")
+            + (", within_alphabet=True" if self.within_alphabet else "") + ")"
         )
 
     def indices(self, episode_index: int) -> EpisodeIndices:
@@ -234,7 +244,11 @@ class EpisodeSampler:
         chosen = np.empty((self.tasks, drawn, per_class), dtype=np.int64)
         unlabelled = np.empty((self.tasks, drawn * self.unlabelled), dtype=np.int64)
         for task in range(self.tasks):
-            classes[task] = rng.permutation(len(self._counts))[:drawn]
+            if self._alphabets is None:
+                classes[task] = rng.permutation(len(self._counts))[:drawn]
+            else:
+                alphabet = self._alphabets[rng.integers(len(self._alphabets))]
+                classes[task] = alphabet[rng.permutation(len(alphabet))[:drawn]]
             # A random key per image, +inf for padding slots: sorting the keys gives a uniformly
             # random subset of each class without a Python loop over classes.
             keys = rng.random((drawn, width))
@@ -268,3 +282,16 @@ class EpisodeSampler:
         while True:
             yield self.episode(index)
             index += 1
+
+
+def _alphabets_with(dataset: FewShotDataset, classes: int, way_name: str) -> list[np.ndarray]:
+    """The class indices of each alphabet of ``dataset`` that has at least ``classes`` classes."""
+    alphabets = dataset.classes_by_alphabet()
+    large = [np.asarray(members, dtype=np.int64) for members in alphabets.values()
+             if len(members) >= classes]
+    if not large:
+        most = max(len(members) for members in alphabets.values())
+        raise ValueError(f"within-alphabet episodes need {classes} classes of one alphabet, but "
+                         f"the largest of the {len(alphabets)} alphabets of {dataset.name} has "
+                         f"{most}: lower {way_name} to at most {most}.")
+    return large

@@ -40,12 +40,20 @@ class EvaluationResult(PerEpisodeResult):
     seed: int
     dataset: str
     per_episode: list[float] = field(repr=False)
+    within_alphabet: bool = False
 
     def __str__(self) -> str:
         return (
-            f"{self.n_way}-way {self.k_shot}-shot: {100 * self.accuracy:.2f}% "
+            f"{self.n_way}-way {self.k_shot}-shot"
+            f"{' within one alphabet' * self.within_alphabet}: {100 * self.accuracy:.2f}% "
             f"+/- {100 * self.ci95:.2f}% (95% CI over {self.episodes} episodes of {self.dataset})"
         )
+
+    def to_dict(self, per_episode: bool = False) -> dict[str, object]:
+        result = super().to_dict(per_episode)
+        if not self.within_alphabet:
+            result.pop("within_alphabet")  # as every result read before the option existed
+        return result
 
 
 @torch.no_grad()
@@ -78,6 +86,7 @@ def evaluate(
     *,
     unlabelled: int = 0,
     distractors: int = 0,
+    within_alphabet: bool = False,
     precision: str = "float32",
 ) -> EvaluationResult:
     """Mean query accuracy of ``method`` over ``episodes`` test episodes, with its 95% CI.
@@ -103,6 +112,9 @@ def evaluate(
             classes and of each of ``distractors`` other classes (semi-supervised episodes,
             :class:`~fslearn.data.episodes.EpisodeSampler`); 0 (the default) for none, and the
             episodes are then exactly those drawn without these settings.
+        within_alphabet: draw the classes of each episode from one alphabet (or script), as
+            Lake et al.'s within-alphabet tests do: harder, since letters of one script look
+            alike (:class:`~fslearn.data.episodes.EpisodeSampler`).
         precision: ``"float32"``, or ``"bf16"`` to compute under bfloat16 autocast where the
             device has it (:mod:`fslearn.precision`); the figures then differ from float32's
             by bfloat16's rounding.
@@ -113,7 +125,7 @@ def evaluate(
         for _, predictions, query_y in _predict_episodes(
             method, dataset, n_way, k_shot, n_query, episodes, seed, device, episodes_per_batch,
             embed_once, embeddings, progress, unlabelled=unlabelled, distractors=distractors,
-            precision=precision)
+            within_alphabet=within_alphabet, precision=precision)
     ]
     per_episode = torch.cat(accuracies).double()
     return EvaluationResult(
@@ -126,6 +138,7 @@ def evaluate(
         seed=seed,
         dataset=dataset.name,
         per_episode=per_episode.tolist(),
+        within_alphabet=within_alphabet,
     )
 
 
@@ -179,6 +192,7 @@ def _predict_episodes(
     *,
     unlabelled: int = 0,
     distractors: int = 0,
+    within_alphabet: bool = False,
     precision: str = "float32",
 ) -> Iterator[tuple[EpisodeIndices, Tensor, Tensor]]:
     """Yield ``(indices, predictions, query_y)`` for batches of the test episodes, in order.
@@ -196,7 +210,8 @@ def _predict_episodes(
     if embed_once and not method.embeds_once:
         raise ValueError(f"embed_once needs a MetricMethod; {type(method).__name__} is not one.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, tasks=1, seed=seed,
-                             unlabelled=unlabelled, distractors=distractors)
+                             unlabelled=unlabelled, distractors=distractors,
+                             within_alphabet=within_alphabet)
     with evaluation_mode(method), computing_in(precision, device):
         if embeddings is not None:
             source = embeddings.to(device)
