@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Generate the student notebooks of the exercises from their solution notebooks, and run both.
 
-The solution notebook ``exercises/solutions/CC_K_name.ipynb`` (chapter CC, exercise K) is the single source of an exercise.
-Its gap cells are tagged ``solution`` and mark the code to take out::
+The solution notebook ``exercises/solutions/CC_K_name.ipynb`` (chapter CC, exercise K) is the
+single source of an exercise. Its gap cells are tagged ``solution`` and mark the code to take out::
 
     def confidence_interval95(accuracies):
         \"\"\"Half-width of ...\"\"\"
@@ -23,7 +23,7 @@ stored outputs belong to the current sources.
 Usage, from anywhere (with the project's virtual environment)::
 
     .venv/bin/python tools/make_exercises.py            # regenerate and execute every exercise
-    .venv/bin/python tools/make_exercises.py 02         # only the exercises whose name starts so (e.g. 04: chapter 4)
+    .venv/bin/python tools/make_exercises.py 02         # those whose name starts so (04: ch. 4)
     .venv/bin/python tools/make_exercises.py --check    # exit 1 if anything is out of date
 """
 
