@@ -261,11 +261,12 @@ def test_training_resumes_to_the_same_weights(tmp_path, omniglot_small):
 def test_the_command_line_trains_it_with_its_sampler_settings(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "semiproto", "--refinement", "cluster", "--unlabelled", "2",
-                 "--distractors", "1", "--query", "2", "--episodes", "2", "--val-every", "2",
-                 "--val-episodes", "4", "--checkpoint-every", "2", "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--distractors", "1", "--labelled-fraction", "0.5", "--query", "2",
+                 "--episodes", "2", "--val-every", "2", "--val-episodes", "4",
+                 "--checkpoint-every", "2", "--out", str(out), "--no-progress"]) == 0
     record = json.loads((out / "last" / "checkpoint.json").read_text())
-    assert record["config"]["sampler"] == {"unlabelled": 2, "distractors": 1}
+    assert record["config"]["sampler"] == {"unlabelled": 2, "distractors": 1,
+                                           "labelled_fraction": 0.5}
     assert record["config"]["n_way"] == 5 and record["config"]["k_shot"] == 1
     method = load_checkpoint(out / "last")[0]
     assert isinstance(method, SemiSupervisedPrototypes) and method.refinement == "cluster"

@@ -155,10 +155,15 @@ class EpisodeSampler:
             (:meth:`~fslearn.data.dataset.FewShotDataset.classes_by_alphabet`), chosen uniformly
             among those with enough classes: Lake et al.'s within-alphabet episodes, harder than
             classes drawn from the whole dataset because letters of one script look alike.
+        labelled_fraction: below 1, split each class's images once (seeded by ``seed``) into a
+            labelled part, the first ``int(count * labelled_fraction)`` of a shuffle, and an
+            unlabelled part, the rest: support and query images then come from the labelled
+            part only and unlabelled images from the rest, as in Ren et al.'s training episodes
+            (10% labelled: 2 of Omniglot's 20 drawings).
 
-    With ``unlabelled = distractors = 0`` and ``within_alphabet=False`` (the defaults) the random
-    draws are exactly those of a sampler without them: adding the settings changed no existing
-    episode.
+    With ``unlabelled = distractors = 0``, ``within_alphabet=False`` and ``labelled_fraction=1``
+    (the defaults) the random draws are exactly those of a sampler without them: adding the
+    settings changed no existing episode.
 
     Raises:
         ValueError: if the request cannot be met by the dataset (too many classes, or too few
@@ -178,6 +183,7 @@ class EpisodeSampler:
         unlabelled: int = 0,
         distractors: int = 0,
         within_alphabet: bool = False,
+        labelled_fraction: float = 1.0,
     ) -> None:
         way_name, shot_name, query_name = option_names
         for name, value in ((way_name, n_way), (shot_name, k_shot), (query_name, n_query),
@@ -190,6 +196,10 @@ class EpisodeSampler:
         if distractors and not unlabelled:
             raise ValueError(f"distractors={distractors} classes would give no image: they only "
                              f"add unlabelled images, so set unlabelled (images per class) too.")
+        if (not isinstance(labelled_fraction, (int, float)) or isinstance(labelled_fraction, bool)
+                or not 0 < labelled_fraction <= 1):
+            raise ValueError(f"labelled_fraction must be a fraction in (0, 1], got "
+                             f"{labelled_fraction!r}")
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if n_way + distractors > dataset.num_classes:
@@ -220,6 +230,10 @@ class EpisodeSampler:
         self.tasks, self.seed = tasks, seed
         self.unlabelled, self.distractors = unlabelled, distractors
         self.within_alphabet = within_alphabet
+        self.labelled_fraction = labelled_fraction
+        self._split = (None if labelled_fraction == 1 else
+                       _checked_split(dataset, table.numpy(), counts.numpy(), labelled_fraction,
+                                      seed, k_shot + n_query, unlabelled, option_names))
         self._table = table.numpy()
         self._counts = counts.numpy()
 
@@ -229,7 +243,8 @@ class EpisodeSampler:
             f"n_query={self.n_query}, tasks={self.tasks}, seed={self.seed}"
             + (f", unlabelled={self.unlabelled}, distractors={self.distractors}"
                if self.unlabelled else "")
-            + (", within_alphabet=True" if self.within_alphabet else "") + ")"
+            + (", within_alphabet=True" if self.within_alphabet else "")
+            + (f", labelled_fraction={self.labelled_fraction}" if self._split else "") + ")"
         )
 
     def indices(self, episode_index: int) -> EpisodeIndices:
@@ -239,7 +254,6 @@ class EpisodeSampler:
         rng = np.random.default_rng([self.seed, episode_index])
         per_class = self.k_shot + self.n_query + self.unlabelled
         drawn = self.n_way + self.distractors
-        width = self._table.shape[1]
         classes = np.empty((self.tasks, drawn), dtype=np.int64)
         chosen = np.empty((self.tasks, drawn, per_class), dtype=np.int64)
         unlabelled = np.empty((self.tasks, drawn * self.unlabelled), dtype=np.int64)
@@ -249,12 +263,14 @@ class EpisodeSampler:
             else:
                 alphabet = self._alphabets[rng.integers(len(self._alphabets))]
                 classes[task] = alphabet[rng.permutation(len(alphabet))[:drawn]]
-            # A random key per image, +inf for padding slots: sorting the keys gives a uniformly
-            # random subset of each class without a Python loop over classes.
-            keys = rng.random((drawn, width))
-            keys[np.arange(width)[None, :] >= self._counts[classes[task]][:, None]] = np.inf
-            picks = np.argsort(keys, axis=1)[:, :per_class]
-            chosen[task] = np.take_along_axis(self._table[classes[task]], picks, axis=1)
+            if self._split is None:
+                chosen[task] = _pick(rng, self._table, self._counts, classes[task], per_class)
+            else:
+                # support and queries from the labelled images, the rest from the unlabelled
+                labelled, unlabelled_pool = self._split
+                chosen[task] = np.concatenate(
+                    [_pick(rng, *labelled, classes[task], self.k_shot + self.n_query),
+                     _pick(rng, *unlabelled_pool, classes[task], self.unlabelled)], axis=1)
             if self.unlabelled:
                 # the last `unlabelled` picks of every class (episode and distractor), shuffled
                 # so that their order gives nothing away
@@ -295,3 +311,57 @@ def _alphabets_with(dataset: FewShotDataset, classes: int, way_name: str) -> lis
                          f"the largest of the {len(alphabets)} alphabets of {dataset.name} has "
                          f"{most}: lower {way_name} to at most {most}.")
     return large
+
+
+def _pick(rng: np.random.Generator, table: np.ndarray, counts: np.ndarray, classes: np.ndarray,
+          per_class: int) -> np.ndarray:
+    """``[len(classes), per_class]`` images of each class, a uniformly random subset of its row
+    of ``table`` (``counts`` valid entries per row)."""
+    # A random key per image, +inf for padding slots: sorting the keys gives a uniformly random
+    # subset of each class without a Python loop over classes.
+    width = table.shape[1]
+    keys = rng.random((len(classes), width))
+    keys[np.arange(width)[None, :] >= counts[classes][:, None]] = np.inf
+    picks = np.argsort(keys, axis=1)[:, :per_class]
+    return np.take_along_axis(table[classes], picks, axis=1)
+
+
+Pool = tuple[np.ndarray, np.ndarray]
+
+
+def labelled_split(table: np.ndarray, counts: np.ndarray, fraction: float, seed: int
+                   ) -> tuple[Pool, Pool]:
+    """Each class's images split once into a labelled part, the first ``int(count * fraction)``
+    of a seeded shuffle (Ren et al.'s ``label_split``), and an unlabelled part, the rest.
+
+    Returns ``((labelled_table, labelled_counts), (unlabelled_table, unlabelled_counts))``,
+    tables padded with -1 like :meth:`FewShotDataset.indices_by_class`.
+    """
+    # its own stream: episode i draws from the seed sequence [seed, i], this one from [seed, 0, 1]
+    rng = np.random.default_rng([seed, 0, 1])
+    labelled_counts = (counts * fraction).astype(np.int64)
+    parts = (np.full_like(table, -1), np.full_like(table, -1))
+    for label, count in enumerate(counts):
+        shuffled = table[label, rng.permutation(count)]
+        kept = labelled_counts[label]
+        parts[0][label, :kept] = shuffled[:kept]
+        parts[1][label, : count - kept] = shuffled[kept:]
+    return (parts[0], labelled_counts), (parts[1], counts - labelled_counts)
+
+
+def _checked_split(dataset: FewShotDataset, table: np.ndarray, counts: np.ndarray,
+                   fraction: float, seed: int, shown: int, hidden: int,
+                   option_names: tuple[str, str, str]) -> tuple[Pool, Pool]:
+    """:func:`labelled_split`, refused where a class has too few labelled images for the support
+    and query sets or too few others for the unlabelled ones."""
+    labelled, unlabelled = labelled_split(table, counts, fraction, seed)
+    for (_, have), need, what, kind in (
+            (labelled, shown, f"{option_names[1]} + {option_names[2]}", "labelled"),
+            (unlabelled, hidden, "unlabelled", "unlabelled")):
+        short = int(np.argmin(have))
+        if have[short] < need:
+            raise ValueError(
+                f"labelled_fraction={fraction} leaves class {dataset.class_names[short]!r} of "
+                f"{dataset.name} {have[short]} {kind} images, but {what} = {need} are drawn "
+                f"from them: change labelled_fraction, or lower {what}.")
+    return labelled, unlabelled

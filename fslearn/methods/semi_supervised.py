@@ -34,16 +34,25 @@ one refinement step (their ``num_cluster_steps`` default); the distractor cluste
 learned as its logarithm, starting at 100; the masked model's network is 5 -> 20 (tanh) -> 3
 with weights drawn with standard deviation 0.01, its inputs carry no gradient, and
 :math:`\beta = \exp(o_0)`, :math:`\gamma = \exp(o_2)` (:math:`o_1` only moves the threshold
-over several refinement steps). Two differences: the authors' cluster model scores queries with
-the radii's logits, :math:`-d/2` for the classes (a temperature of 2 against this module's
-:math:`-d`), and the labelled support images enter the update of their own class only, as here.
+over several refinement steps). The labelled support images enter the update of their own
+class only, as here. One difference: the authors' cluster model scores queries with the radii's
+logits, :math:`-d/2` for the classes (a temperature of 2 against this module's :math:`-d`), over
+the classes *and* the distractor cluster (a query it takes counts as wrong), whose centre has
+moved to the mean of the images it took; here queries are scored over the classes alone.
 
-Their Omniglot protocol (Table 1 of the OpenReview version): 28x28 images and the 90-degree
-rotations as new classes (4,800 training, 1,692 test classes); 10% of each class's images
-labelled, the rest unlabelled; 5-way 1-shot episodes with M = 5 unlabelled images per class in
-training and 20 at test; H = 5 distractor classes. The sampler here draws the unlabelled images
-from the whole class (``--unlabelled``, ``--distractors``), not from a fixed unlabelled 90%:
-with 20 drawings per Omniglot class a 10% labelled split leaves two labelled images per class.
+Their Omniglot protocol, as their code runs it (``run_exp.py``, ``fewshot/data/omniglot.py``,
+``refinement_dataset.py``): 28x28 images, the 90-degree rotations as new classes (the Vinyals
+split: 4,112 training classes, 1,692 test classes); each training class split once, seeded, into
+10% labelled images (2 of 20) and 90% unlabelled ones; training episodes of 5 classes with one
+support and one query image each from the labelled part, M = 5 unlabelled images of each class
+and of H = 5 distractor classes from the unlabelled part (``--labelled-fraction``,
+``--unlabelled``, ``--distractors``; the defaults here); test episodes with every image
+available: 1 support, 14 queries and 5 unlabelled images per class, 5 distractor classes, 600
+episodes. Adam at 1e-3 for 20,000 episodes, halved six times from step 6,000 (``--lr-step
+3000 --lr-gamma 0.5`` halves as often, from step 3,000), L2 of 5e-5 on the convolution
+kernels (``--weight-decay`` also covers biases and batch norm), the final weights kept (no
+selection on validation). The "20 unlabelled at test" of their README is for ImageNet: on
+Omniglot, 1 + 20 images leave no query.
 """
 
 from __future__ import annotations
@@ -207,12 +216,18 @@ class SemiSupervisedPrototypes(MetricMethod):
                "class per training episode", type=int, metavar="M", constructor=False),
         Option(("--distractors",), "distractor classes per training episode (unlabelled "
                "images only)", type=int, metavar="H", constructor=False),
+        Option(("--labelled-fraction",), "the fraction of each training class's images that "
+               "carry labels (a fixed split, seeded by --seed): support and query images come "
+               "from them, unlabelled images from the rest; 1 for all", type=float,
+               metavar="F", constructor=False),
     )
-    sampler_settings = ("unlabelled", "distractors")
-    #: Ren et al.'s Omniglot training episodes: 5-way 1-shot, M = 5, H = 5
+    sampler_settings = ("unlabelled", "distractors", "labelled_fraction")
+    #: Ren et al.'s Omniglot training episodes (their code's defaults): 5-way 1-shot with one
+    #: query per class, M = 5, H = 5, from a fixed split with 10% of each class labelled
     training_defaults = MappingProxyType({
-        "n_way": 5, "k_shot": 1, "n_query": 5,
-        "sampler": MappingProxyType({"unlabelled": 5, "distractors": 5})})
+        "n_way": 5, "k_shot": 1, "n_query": 1,
+        "sampler": MappingProxyType({"unlabelled": 5, "distractors": 5,
+                                     "labelled_fraction": 0.1})})
 
     @classmethod
     def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
@@ -295,11 +310,15 @@ class SemiSupervisedPrototypes(MetricMethod):
 
     def training_sampler(self, data: Any, config: TrainingConfig) -> EpisodeSampler | None:
         """Episodes with ``config.sampler["unlabelled"]`` unlabelled images of each class and
-        ``config.sampler["distractors"]`` distractor classes."""
+        ``config.sampler["distractors"]`` distractor classes, the labelled images from the
+        fixed ``config.sampler["labelled_fraction"]`` of each class (all of it in a record
+        made before the setting existed)."""
         if not isinstance(data, FewShotDataset):
             raise ValueError(f"{self.name} learns from image episodes, not from "
                              f"{type(data).__name__}: train it on an image dataset.")
         return EpisodeSampler(data, config.n_way, config.k_shot, config.n_query,
                               tasks=config.batch_size or 1, seed=config.seed,
                               unlabelled=int(config.sampler.get("unlabelled", 0)),
-                              distractors=int(config.sampler.get("distractors", 0)))
+                              distractors=int(config.sampler.get("distractors", 0)),
+                              labelled_fraction=float(config.sampler.get("labelled_fraction",
+                                                                         1.0)))

@@ -1,0 +1,82 @@
+"""The fixed labelled split of Ren et al.'s semi-supervised training episodes, against its
+invariants: labels shown only from the labelled part, unlabelled images only from the rest, the
+same split in every episode, the authors' int(count * fraction) labelled images per class."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_dataset
+
+from fslearn.cli import main
+from fslearn.data import EpisodeSampler
+from fslearn.data.episodes import labelled_split
+from fslearn.methods.semi_supervised import SemiSupervisedPrototypes
+
+
+def test_the_split_keeps_int_count_times_fraction_of_every_class_and_loses_no_image():
+    data = make_dataset([20, 7, 10, 13])
+    table, counts = (t.numpy() for t in data.indices_by_class())
+    (labelled, kept), (hidden, rest) = labelled_split(table, counts, 0.1, seed=3)
+    assert kept.tolist() == [2, 0, 1, 1] and rest.tolist() == [18, 7, 9, 12]
+    for label, count in enumerate(counts):
+        shown = set(labelled[label, : kept[label]].tolist())
+        others = set(hidden[label, : rest[label]].tolist())
+        assert not shown & others
+        assert shown | others == set(table[label, :count].tolist())
+    again = labelled_split(table, counts, 0.1, seed=3)
+    assert np.array_equal(again[0][0], labelled)
+    assert not np.array_equal(labelled_split(table, counts, 0.5, seed=4)[0][0][:, :5],
+                              labelled_split(table, counts, 0.5, seed=3)[0][0][:, :5])
+
+
+def test_episodes_show_labels_only_from_the_labelled_part():
+    data = make_dataset([20] * 12)
+    sampler = EpisodeSampler(data, 3, 1, 1, tasks=2, seed=5, unlabelled=4, distractors=2,
+                             labelled_fraction=0.1)
+    table, counts = (t.numpy() for t in data.indices_by_class())
+    (labelled, kept), _ = labelled_split(table, counts, 0.1, seed=5)
+    labelled_images = {int(i) for row, k in zip(labelled, kept, strict=True) for i in row[:k]}
+    shown_per_class: dict[int, set[int]] = {}
+    for index in range(200):
+        episode = sampler.indices(index)
+        shown = torch.cat([episode.support, episode.query], dim=1)
+        assert set(shown.flatten().tolist()) <= labelled_images
+        assert not set(episode.unlabelled.flatten().tolist()) & labelled_images
+        # every unlabelled image belongs to an episode class or a distractor of its task
+        for task in range(2):
+            drawn = set(episode.classes[task].tolist()) | set(episode.distractors[task].tolist())
+            assert set(data.labels[episode.unlabelled[task]].tolist()) <= drawn
+        for image in shown.flatten().tolist():
+            shown_per_class.setdefault(int(data.labels[image]), set()).add(image)
+    # over many episodes each class shows exactly its 2 labelled drawings, never a third
+    assert {len(images) for images in shown_per_class.values()} == {2}
+
+
+def test_refusals_name_what_is_short():
+    data = make_dataset([20] * 6)
+    with pytest.raises(ValueError, match=r"labelled_fraction must be a fraction in \(0, 1\]"):
+        EpisodeSampler(data, 2, 1, 1, labelled_fraction=0)
+    with pytest.raises(ValueError, match=r"leaves class 'class0' of synthetic 2 labelled images, "
+                                         r"but k_shot \+ n_query = 3 are drawn from them"):
+        EpisodeSampler(data, 2, 1, 2, labelled_fraction=0.1)
+    with pytest.raises(ValueError, match=r"2 unlabelled images, but unlabelled = 3"):
+        EpisodeSampler(data, 2, 1, 1, unlabelled=3, labelled_fraction=0.9)
+    assert "labelled_fraction=0.1" in repr(EpisodeSampler(data, 2, 1, 1, labelled_fraction=0.1))
+
+
+def test_semiproto_trains_on_ren_et_als_episodes_by_default(tmp_path):
+    defaults = SemiSupervisedPrototypes.training_defaults
+    assert (defaults["n_way"], defaults["k_shot"], defaults["n_query"]) == (5, 1, 1)
+    assert dict(defaults["sampler"]) == {"unlabelled": 5, "distractors": 5,
+                                         "labelled_fraction": 0.1}
+    out = tmp_path / "run"
+    assert main(["train", "semiproto", "--episodes", "2", "--val-every", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    record = json.loads((out / "last" / "checkpoint.json").read_text())
+    assert record["config"]["sampler"] == {"unlabelled": 5, "distractors": 5,
+                                           "labelled_fraction": 0.1}
+    assert record["config"]["n_query"] == 1
