@@ -68,8 +68,8 @@ def add_parser(commands: Any) -> None:
                     "images per class (default: the Omniglot test split)")
     ev.add_argument("--within-alphabet", action="store_true",
                     help="draw each episode's classes from one alphabet (or script), as Lake et "
-                    "al.'s within-alphabet tests do: harder than classes from the whole split (default: "
-                    "classes from every alphabet)")
+                    "al.'s within-alphabet tests do: harder than classes from the whole split "
+                    "(default: classes from every alphabet)")
     image_args(ev, training=False)
     ev.add_argument("--precision", choices=PRECISIONS, default="float32",
                     help="float32 (default), or bf16: bfloat16 autocast where the CPU or GPU has "
