@@ -80,3 +80,22 @@ def test_semiproto_trains_on_ren_et_als_episodes_by_default(tmp_path):
     assert record["config"]["sampler"] == {"unlabelled": 5, "distractors": 5,
                                            "labelled_fraction": 0.1}
     assert record["config"]["n_query"] == 1
+
+
+def test_evaluate_gives_test_episodes_unlabelled_images_for_the_methods_that_use_them(
+        tmp_path, capsys, omniglot_root):
+    out = tmp_path / "run"
+    assert main(["train", "semiproto", "--episodes", "2", "--val-every", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    # Ren et al.'s test episodes: 1 support, 14 queries and 5 unlabelled images of each class
+    args = ["evaluate", str(out), "--way", "5", "--shot", "1", "--query", "14", "--episodes",
+            "4", "--data-root", str(omniglot_root), "--json"]
+    assert main([*args, "--unlabelled", "5", "--distractors", "5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["unlabelled"], result["distractors"], result["n_query"]) == (5, 5, 14)
+    assert main(args) == 0
+    assert "unlabelled" not in json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "protonet-omniglot", "--way", "5", "--shot", "1",
+                 "--unlabelled", "5"]) == 2
+    assert "which protonet does not use" in capsys.readouterr().err

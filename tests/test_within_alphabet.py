@@ -103,6 +103,7 @@ def test_cli_evaluate_within_alphabet(capsys, omniglot_root):
 
 def test_cli_refuses_within_alphabet_for_models_without_alphabets(capsys):
     assert main(["evaluate", "maml-sinusoid", "--shot", "5", "--within-alphabet"]) == 2
-    assert "--within-alphabet is for image checkpoints" in capsys.readouterr().err
+    assert "--within-alphabet, --unlabelled and --distractors are for image checkpoints" in (
+        capsys.readouterr().err)
     assert main(["evaluate", "mann-omniglot", "--within-alphabet"]) == 2
     assert "--within-alphabet is an option of support/query episodes" in capsys.readouterr().err

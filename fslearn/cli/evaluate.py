@@ -70,6 +70,13 @@ def add_parser(commands: Any) -> None:
                     help="draw each episode's classes from one alphabet (or script), as Lake et "
                     "al.'s within-alphabet tests do: harder than classes from the whole split "
                     "(default: classes from every alphabet)")
+    ev.add_argument("--unlabelled", type=int, default=0, metavar="M",
+                    help="for the methods that learn from unlabelled images: M unlabelled images "
+                    "of each episode class (and of each distractor class) in every test episode "
+                    "(default: 0, none)")
+    ev.add_argument("--distractors", type=int, default=0, metavar="H",
+                    help="with --unlabelled: H distractor classes per test episode, that bring "
+                    "only unlabelled images (default: 0)")
     image_args(ev, training=False)
     ev.add_argument("--precision", choices=PRECISIONS, default="float32",
                     help="float32 (default), or bf16: bfloat16 autocast where the CPU or GPU has "
@@ -89,7 +96,11 @@ def evaluate_sequence_checkpoint(args: argparse.Namespace, record: dict[str, Any
                                           ("--test-inner-steps",
                                            getattr(args, "test_inner_steps", None)),
                                           ("--within-alphabet",
-                                           getattr(args, "within_alphabet", None) or None))
+                                           getattr(args, "within_alphabet", None) or None),
+                                          ("--unlabelled",
+                                           getattr(args, "unlabelled", None) or None),
+                                          ("--distractors",
+                                           getattr(args, "distractors", None) or None))
                  if value is not None]
     if misplaced:
         flags, verb, pronoun = listed(misplaced)
@@ -165,9 +176,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.shot is None:
         raise ValueError("--shot is required (support images per class, or support points).")
     if record.get("data", {}).get("dataset") == "sinusoid":
-        if args.within_alphabet:
-            raise ValueError("--within-alphabet is for image checkpoints; a sinusoid model's "
-                             "tasks have no alphabet: leave it out.")
+        if args.within_alphabet or args.unlabelled or args.distractors:
+            raise ValueError("--within-alphabet, --unlabelled and --distractors are for image "
+                             "checkpoints; a sinusoid model's tasks have none: leave them out.")
         return _evaluate_regression(args)
     if args.way is None:
         raise ValueError("--way is required: the number of classes per test episode.")
@@ -184,9 +195,14 @@ def _run(args: argparse.Namespace) -> int:
         if args.test_inner_steps < 0:
             raise ValueError(f"--test-inner-steps must be 0 or more, got {args.test_inner_steps}")
         method.test_inner_steps = args.test_inner_steps
+    if (args.unlabelled or args.distractors) and type(method) not in owners_of("unlabelled"):
+        raise ValueError(f"--unlabelled and --distractors give episodes unlabelled images, which "
+                         f"{method.name} does not use: leave them out (they are for "
+                         f"{names(owners_of('unlabelled'))}).")
     result = evaluate(method, dataset, args.way, args.shot, args.query, args.episodes,
                       seed=args.seed, device=device, progress=args.progress,
-                      within_alphabet=args.within_alphabet)
+                      within_alphabet=args.within_alphabet, unlabelled=args.unlabelled,
+                      distractors=args.distractors)
     if args.json:
         print(json.dumps({"checkpoint": str(resolve_checkpoint(args.checkpoint)),
                           **_precision(args), **result.to_dict()}))

@@ -41,18 +41,24 @@ class EvaluationResult(PerEpisodeResult):
     dataset: str
     per_episode: list[float] = field(repr=False)
     within_alphabet: bool = False
+    unlabelled: int = 0
+    distractors: int = 0
 
     def __str__(self) -> str:
+        unlabelled = (f", {self.unlabelled} unlabelled per class"
+                      + f", {self.distractors} distractor classes" * bool(self.distractors)
+                      if self.unlabelled else "")
         return (
-            f"{self.n_way}-way {self.k_shot}-shot"
+            f"{self.n_way}-way {self.k_shot}-shot{unlabelled}"
             f"{' within one alphabet' * self.within_alphabet}: {100 * self.accuracy:.2f}% "
             f"+/- {100 * self.ci95:.2f}% (95% CI over {self.episodes} episodes of {self.dataset})"
         )
 
     def to_dict(self, per_episode: bool = False) -> dict[str, object]:
         result = super().to_dict(per_episode)
-        if not self.within_alphabet:
-            result.pop("within_alphabet")  # as every result read before the option existed
+        for setting in ("within_alphabet", "unlabelled", "distractors"):
+            if not result[setting]:
+                result.pop(setting)  # as every result read before the settings existed
         return result
 
 
@@ -139,6 +145,8 @@ def evaluate(
         dataset=dataset.name,
         per_episode=per_episode.tolist(),
         within_alphabet=within_alphabet,
+        unlabelled=unlabelled,
+        distractors=distractors,
     )
 
 
