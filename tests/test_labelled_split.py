@@ -99,3 +99,44 @@ def test_evaluate_gives_test_episodes_unlabelled_images_for_the_methods_that_use
     assert main(["evaluate", "protonet-omniglot", "--way", "5", "--shot", "1",
                  "--unlabelled", "5"]) == 2
     assert "which protonet does not use" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("refinement", "sampler", "expected"), [
+    # (unlabelled, distractors, paper accuracy) of each extra setting
+    ("masked", {"unlabelled": 5, "distractors": 5}, [(5, 0, None), (5, 5, 1 - 0.0262)]),
+    ("cluster", {"unlabelled": 5, "distractors": 0}, [(5, 0, 1 - 0.0218), (5, 5, None)]),
+    ("soft", {"unlabelled": 0, "distractors": 0},
+     [(0, 0, 1 - 0.0516), (5, 0, 1 - 0.0235), (5, 5, 1 - 0.0470)]),
+])
+def test_report_sets_ren_et_als_row_beside_the_matching_test_episodes(refinement, sampler,
+                                                                       expected):
+    from fslearn.training_config import TrainingConfig
+
+    settings = SemiSupervisedPrototypes(refinement=refinement).extra_test_settings(
+        TrainingConfig(sampler=sampler))
+    assert [(s["unlabelled"], s["distractors"]) for s in settings] == [e[:2] for e in expected]
+    for setting, (_, _, paper) in zip(settings, expected, strict=True):
+        assert (setting["n_way"], setting["k_shot"], setting["n_query"]) == (5, 1, 14)
+        assert setting["paper_accuracy"] == pytest.approx(paper) if paper else (
+            setting["paper_accuracy"] is None)
+
+
+def test_fslearn_report_adds_the_methods_own_test_episodes(tmp_path, capsys, omniglot_root):
+    out = tmp_path / "run"
+    assert main(["train", "semiproto", "--episodes", "2", "--val-every", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--episodes", "4", "--data-root", str(omniglot_root),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(r["n_way"], r["k_shot"]) for r in report["results"]] == [(5, 1), (5, 5), (20, 1),
+                                                                      (20, 5)]
+    extra = report["extra_results"]
+    assert [(r["n_query"], r["unlabelled"], r.get("distractors", 0)) for r in extra] == [
+        (14, 5, 0), (14, 5, 5)]
+    assert extra[0]["paper_accuracy"] is None
+    assert extra[1]["paper_accuracy"] == pytest.approx(1 - 0.0459)  # soft, with distractors
+    # a method without its own test episodes reports as before
+    assert main(["report", "protonet-omniglot", "--episodes", "2", "--data-root",
+                 str(omniglot_root), "--json"]) == 0
+    assert "extra_results" not in json.loads(capsys.readouterr().out)

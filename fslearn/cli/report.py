@@ -193,6 +193,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     rows = classification.report_rows(
         method, dataset, STANDARD_SETTINGS, paper, args.query, args.episodes, args.seed, device,
         args.progress, per_episode=args.write_episodes)
+    # the method's own test episodes (such as unlabelled images), beside its papers' figures
+    extra = classification.extra_report_rows(
+        method, dataset, method.extra_test_settings(config_from_record(
+            {"n_way": 5, **record.get("config", {})})),
+        dataset.name.startswith(vinyals), args.episodes, args.seed, device, args.progress)
     if args.write_episodes:
         _write_episodes(folder, argv, device, [episodes_entry({
             **row, "seconds_per_episode": seconds_per_episode(
@@ -206,6 +211,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "paper": published.citation if published else None,
         "hardware": describe_hardware(device),
         "results": rows,
+        **({"extra_results": extra} if extra else {}),
     }
     if args.json:
         print(json.dumps(report))
@@ -215,6 +221,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
             theirs = "" if row["paper_accuracy"] is None else f"{100 * row['paper_accuracy']:.1f}"
             print(f"{row['n_way']}-way {row['k_shot']}-shot{'':<4}{ours:>22}{theirs:>10}")
+        for row in extra:
+            ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
+            theirs = "" if row["paper_accuracy"] is None else f"{100 * row['paper_accuracy']:.2f}"
+            shape = (f"{row['n_way']}-way {row['k_shot']}-shot, {row['n_query']} queries, "
+                     f"{row.get('unlabelled', 0)} unlabelled, {row.get('distractors', 0)} "
+                     f"distractors")
+            print(f"{shape}{ours:>22}{theirs:>10}")
     if args.write:
         write_json_atomically(folder / "results.json", report)
         print(f"Wrote {folder / 'results.json'}", file=sys.stderr)

@@ -24,7 +24,8 @@ from fslearn.evaluation.common import (
 from fslearn.methods.base import FewShotMethod, MetricMethod
 from fslearn.precision import computing_in
 
-__all__ = ["EvaluationResult", "confusion_counts", "embed_dataset", "evaluate", "report_rows"]
+__all__ = ["EvaluationResult", "confusion_counts", "embed_dataset", "evaluate",
+           "extra_report_rows", "report_rows"]
 
 
 @dataclass(frozen=True)
@@ -281,4 +282,27 @@ def report_rows(
                           seed=seed, device=device, embeddings=embeddings,
                           progress=progress)
         rows.append({**result.to_dict(per_episode), "paper_accuracy": paper.get((n_way, k_shot))})
+    return rows
+
+
+def extra_report_rows(
+    method: FewShotMethod,
+    dataset: FewShotDataset,
+    settings: Sequence[Mapping[str, Any]],
+    with_paper: bool,
+    episodes: int,
+    seed: int,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """``fslearn report``'s rows for the method's own test episodes
+    (:meth:`~fslearn.methods.FewShotMethod.extra_test_settings`): :func:`evaluate`'s figures
+    for each, beside its ``paper_accuracy`` where ``with_paper`` (the papers' test classes)."""
+    rows = []
+    for setting in settings:
+        episode_shape = {key: value for key, value in setting.items() if key != "paper_accuracy"}
+        result = evaluate(method, dataset, episodes=episodes, seed=seed, device=device,
+                          progress=progress, **episode_shape)
+        rows.append({**result.to_dict(),
+                     "paper_accuracy": setting.get("paper_accuracy") if with_paper else None})
     return rows

@@ -142,6 +142,18 @@ class FewShotMethod(nn.Module, ABC):
         """
         return None
 
+    def extra_test_settings(self, config: TrainingConfig) -> list[dict[str, Any]]:
+        """Test episodes that ``fslearn report`` runs beside the standard settings, for a
+        method whose papers test it on other episodes (none by default).
+
+        ``config`` is the checkpoint's training configuration. Each entry holds
+        :func:`~fslearn.evaluation.evaluate`'s episode arguments (``n_way``, ``k_shot``,
+        ``n_query`` and any of ``unlabelled``, ``distractors``, ``within_alphabet``) and
+        ``paper_accuracy``, the published figure of a model trained like this one on such
+        episodes of the Vinyals test classes (a fraction), or None.
+        """
+        return []
+
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """Accumulate the gradient of :meth:`loss` into the parameters' ``.grad``; return the
         loss and the logits, detached. The training loop calls this, then the optimizer.
