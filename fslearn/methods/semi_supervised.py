@@ -237,14 +237,16 @@ class SemiSupervisedPrototypes(MetricMethod):
     @classmethod
     def describe_training(cls, config: TrainingConfig, options: Mapping[str, Any]
                           ) -> tuple[str, str]:
-        """``5w1s-5u5d-soft``, ``5-way 1-shot, 5 unlabelled per class, 5 distractor classes
-        (soft refinement)``."""
+        """``5w1s-5u5d-soft``, ``5-way 1-shot, 5 unlabelled per class, 5 distractor classes,
+        labels on 10% of each class (soft refinement)``."""
         unlabelled = config.sampler.get("unlabelled", 0)
         distractors = config.sampler.get("distractors", 0)
+        labelled = config.sampler.get("labelled_fraction", 1.0)
         refinement = options["refinement"]
         return (f"{config.n_way}w{config.k_shot}s-{unlabelled}u{distractors}d-{refinement}",
                 f"{config.n_way}-way {config.k_shot}-shot, {unlabelled} unlabelled per class, "
-                f"{distractors} distractor classes ({refinement} refinement)")
+                f"{distractors} distractor classes, labels on {100 * labelled:g}% of each class "
+                f"({refinement} refinement)")
 
     def __init__(self, backbone: nn.Module | None = None, in_channels: int = 1,
                  refinement: str = "soft", steps: int = 1) -> None:
