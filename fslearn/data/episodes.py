@@ -210,7 +210,7 @@ class EpisodeSampler:
                 f"only {dataset.num_classes} classes: lower {way_name} to at most "
                 f"{dataset.num_classes - distractors}."
             )
-        self._alphabets = (_alphabets_with(dataset, n_way + distractors, way_name)
+        self._alphabets = (_alphabets_with(dataset, n_way, distractors, way_name)
                            if within_alphabet else None)
         table, counts = dataset.indices_by_class()
         needed = k_shot + n_query + unlabelled
@@ -300,8 +300,11 @@ class EpisodeSampler:
             index += 1
 
 
-def _alphabets_with(dataset: FewShotDataset, classes: int, way_name: str) -> list[np.ndarray]:
-    """The class indices of each alphabet of ``dataset`` that has at least ``classes`` classes."""
+def _alphabets_with(dataset: FewShotDataset, n_way: int, distractors: int, way_name: str
+                    ) -> list[np.ndarray]:
+    """The class indices of each alphabet of ``dataset`` that has at least ``n_way +
+    distractors`` classes."""
+    classes = n_way + distractors
     alphabets = dataset.classes_by_alphabet()
     large = [np.asarray(members, dtype=np.int64) for members in alphabets.values()
              if len(members) >= classes]
@@ -309,7 +312,8 @@ def _alphabets_with(dataset: FewShotDataset, classes: int, way_name: str) -> lis
         most = max(len(members) for members in alphabets.values())
         raise ValueError(f"within-alphabet episodes need {classes} classes of one alphabet, but "
                          f"the largest of the {len(alphabets)} alphabets of {dataset.name} has "
-                         f"{most}: lower {way_name} to at most {most}.")
+                         f"{most}: lower {way_name} to at most {most - distractors}"
+                         f"{' (with the distractors)' * bool(distractors)}.")
     return large
 
 
