@@ -298,11 +298,13 @@ def extra_report_rows(
     """``fslearn report``'s rows for the method's own test episodes
     (:meth:`~fslearn.methods.FewShotMethod.extra_test_settings`): :func:`evaluate`'s figures
     for each, beside its ``paper_accuracy`` where ``with_paper`` (the papers' test classes)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
+    embeddings = (embed_dataset(method, dataset, device)  # type: ignore[arg-type]
+                  if method.embeds_once and settings else None)
     for setting in settings:
         episode_shape = {key: value for key, value in setting.items() if key != "paper_accuracy"}
         result = evaluate(method, dataset, episodes=episodes, seed=seed, device=device,
-                          progress=progress, **episode_shape)
+                          embeddings=embeddings, progress=progress, **episode_shape)
         rows.append({**result.to_dict(),
                      "paper_accuracy": setting.get("paper_accuracy") if with_paper else None})
     return rows
