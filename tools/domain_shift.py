@@ -215,11 +215,15 @@ def previous_figures(args: argparse.Namespace, record: dict[str, Any]) -> dict[s
     if (before["glyphs"]["images_sha256"] != record["images_sha256"]
             or (before["seed"], before["n_query"]) != (SEED, N_QUERY)):
         sys.exit(f"error: {OUTPUT} is of other glyphs or settings: run without --resume")
-    redone = tuple(args.redo) or ("\0",)
-    kept = {"models": [m for m in before["models"] if m["name"] not in redone],
-            "variants": [v for v in before["variants"] if not v["label"].startswith(redone)],
+    unknown = sorted(set(args.redo) - {row["name"] for row in image_checkpoints()})
+    if unknown:
+        sys.exit(f"error: --redo {', '.join(unknown)}: not a shipped image checkpoint (see "
+                 f"`fslearn checkpoints`)")
+    # a variant's label starts with the name of the checkpoint it is made from
+    return {"models": [m for m in before["models"] if m["name"] not in args.redo],
+            "variants": [v for v in before["variants"]
+                         if v["label"].split(":", 1)[0] not in args.redo],
             "command": before["command"], "wall_seconds": before["wall_seconds"]}
-    return kept
 
 
 def ordered_jobs(rows: list[dict[str, Any]], loaded: dict[str, FewShotMethod]
