@@ -7,7 +7,6 @@ import json
 from collections import Counter
 
 import pytest
-import torch
 from conftest import make_dataset
 
 from fslearn.checkpoints import load_checkpoint
@@ -55,13 +54,26 @@ def test_every_task_draws_its_classes_and_distractors_from_one_alphabet():
     assert abs(drawn["b"] / 1200 - 0.5) < 0.05
 
 
-def test_default_episodes_are_unchanged_by_the_option():
+#: episodes 0-2 of EpisodeSampler(6 classes of 5 images, 3-way 1-shot 2 queries, seed 1) as the
+#: sampler drew them before within_alphabet and labelled_fraction existed: (classes, support,
+#: query) dataset indices
+EPISODES_BEFORE_THE_OPTIONS = [
+    ([4, 0, 2], [20, 0, 12], [23, 21, 3, 2, 14, 10]),
+    ([1, 4, 0], [7, 24, 2], [8, 5, 22, 23, 1, 0]),
+    ([4, 5, 1], [22, 26, 7], [23, 20, 27, 25, 6, 5]),
+]
+
+
+@pytest.mark.parametrize("options", [{}, {"within_alphabet": False},
+                                     {"labelled_fraction": 1.0}])
+def test_default_episodes_are_those_drawn_before_the_options(options):
     data = named([5] * 6, [f"x/{i}" for i in range(6)])
-    plain = EpisodeSampler(data, 3, 1, 2, seed=1)
-    off = EpisodeSampler(data, 3, 1, 2, seed=1, within_alphabet=False)
-    for index in range(20):
-        assert torch.equal(plain.indices(index).support, off.indices(index).support)
-    assert "within_alphabet" not in repr(off)
+    sampler = EpisodeSampler(data, 3, 1, 2, seed=1, **options)
+    for index, (classes, support, query) in enumerate(EPISODES_BEFORE_THE_OPTIONS):
+        drawn = sampler.indices(index)
+        assert drawn.classes.tolist() == [classes]
+        assert drawn.support.tolist() == [support] and drawn.query.tolist() == [query]
+    assert "within_alphabet" not in repr(sampler) and "labelled_fraction" not in repr(sampler)
     assert "within_alphabet=True" in repr(EpisodeSampler(data, 3, 1, 2, within_alphabet=True))
 
 
