@@ -140,3 +140,19 @@ def test_fslearn_report_adds_the_methods_own_test_episodes(tmp_path, capsys, omn
     assert main(["report", "protonet-omniglot", "--episodes", "2", "--data-root",
                  str(omniglot_root), "--json"]) == 0
     assert "extra_results" not in json.loads(capsys.readouterr().out)
+
+
+def test_extra_report_rows_keep_each_episodes_accuracy_on_request():
+    from fslearn.evaluation.classification import extra_report_rows
+
+    data = make_dataset([20] * 12, image_size=28)
+    method = SemiSupervisedPrototypes(refinement="soft")
+    settings = [{"n_way": 3, "k_shot": 1, "n_query": 2, "unlabelled": 2, "distractors": 1,
+                 "paper_accuracy": 0.9}]
+    rows = extra_report_rows(method, data, settings, with_paper=False, episodes=7, seed=1,
+                             per_episode=True)
+    assert len(rows[0]["per_episode"]) == 7 and rows[0]["paper_accuracy"] is None
+    assert sum(rows[0]["per_episode"]) / 7 == pytest.approx(rows[0]["accuracy"])
+    plain = extra_report_rows(method, data, settings, with_paper=True, episodes=7, seed=1)
+    assert "per_episode" not in plain[0] and plain[0]["paper_accuracy"] == 0.9
+    assert plain[0]["accuracy"] == rows[0]["accuracy"]

@@ -294,10 +294,12 @@ def extra_report_rows(
     seed: int,
     device: torch.device | str | None = None,
     progress: bool = False,
+    per_episode: bool = False,
 ) -> list[dict[str, Any]]:
     """``fslearn report``'s rows for the method's own test episodes
     (:meth:`~fslearn.methods.FewShotMethod.extra_test_settings`): :func:`evaluate`'s figures
-    for each, beside its ``paper_accuracy`` where ``with_paper`` (the papers' test classes)."""
+    for each, beside its ``paper_accuracy`` where ``with_paper`` (the papers' test classes);
+    with ``per_episode``, each episode's accuracy too (for paired comparisons)."""
     rows: list[dict[str, Any]] = []
     embeddings = (embed_dataset(method, dataset, device)  # type: ignore[arg-type]
                   if method.embeds_once and settings else None)
@@ -305,6 +307,6 @@ def extra_report_rows(
         episode_shape = {key: value for key, value in setting.items() if key != "paper_accuracy"}
         result = evaluate(method, dataset, episodes=episodes, seed=seed, device=device,
                           embeddings=embeddings, progress=progress, **episode_shape)
-        rows.append({**result.to_dict(),
+        rows.append({**result.to_dict(per_episode),
                      "paper_accuracy": setting.get("paper_accuracy") if with_paper else None})
     return rows
