@@ -1,6 +1,7 @@
 """Chapter 7.2's transductive experiments: what using the query set itself changes.
 
-    python tools/transductive.py
+    python tools/transductive.py            # everything
+    python tools/transductive.py --resume   # only what is missing, or whose checkpoint changed
 
 1. Prototypes refined by the queries: the shipped `protonet-omniglot`'s weights in a
    semi-supervised Prototypical Network (one soft k-means step) whose unlabelled images are the
@@ -13,11 +14,13 @@
 
 Every figure is over the same 1,000 test episodes (15 queries per class), at one thread; the
 per-episode accuracies are kept so the chapter can give paired differences. Results, hardware
-and CPU times go to book/data/transductive.json.
+and CPU times go to book/data/transductive.json, each group with the weights it measured: after
+a checkpoint is retrained and shipped, `--resume` measures its rows again and keeps the others.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -40,34 +43,60 @@ def _row(method, dataset, n_way: int, k_shot: int) -> dict:
             "per_episode": [round(a, 4) for a in result.per_episode]}
 
 
-def main() -> None:
+def _measure(name: str, known: dict, measure) -> dict:
+    """``known[name]`` when it was measured with the shipped ``name``'s current weights, else
+    ``{"weights_sha256": ..., "hardware": ..., "rows": measure(method)}`` measured now."""
     from fslearn._system import describe_hardware
     from fslearn.checkpoints import load_checkpoint
+
+    method, record = load_checkpoint(name.split(",")[0])
+    if known.get(name, {}).get("weights_sha256") == record["weights_sha256"]:
+        return known[name]
+    rows = measure(method)
+    print(f"{name} done", file=sys.stderr, flush=True)
+    return {"weights_sha256": record["weights_sha256"], "hardware": describe_hardware("cpu"),
+            "torch": torch.__version__, "rows": rows}
+
+
+def main() -> None:
     from fslearn.data import load_omniglot
     from fslearn.methods import SemiSupervisedPrototypes
     from fslearn.results import STANDARD_SETTINGS
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows measured with the checkpoints shipped now")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     test = load_omniglot("test")
-    protonet, _ = load_checkpoint("protonet-omniglot")
-    refined = SemiSupervisedPrototypes(refinement="soft")
-    refined.load_state_dict(protonet.state_dict())  # the same embedding, nothing trained
-    refined.transductive = True
-    prototypes = {"protonet-omniglot": [_row(protonet, test, *s) for s in STANDARD_SETTINGS],
-                  "protonet-omniglot, queries refine the prototypes":
-                      [_row(refined, test, *s) for s in STANDARD_SETTINGS]}
-    print("prototypes done", file=sys.stderr)
+    known: dict = {}
+    if args.resume and OUTPUT.exists():
+        old = json.loads(OUTPUT.read_text())
+        known = {**old.get("prototypes", {}), **old.get("batch_norm", {})}
+
+    def refined_by_queries(protonet) -> list[dict]:
+        refined = SemiSupervisedPrototypes(refinement="soft")
+        refined.load_state_dict(protonet.state_dict())  # the same embedding, nothing trained
+        refined.transductive = True
+        return [_row(refined, test, *s) for s in STANDARD_SETTINGS]
+
+    prototypes = {
+        "protonet-omniglot": _measure("protonet-omniglot", known, lambda method: [
+            _row(method, test, *s) for s in STANDARD_SETTINGS]),
+        "protonet-omniglot, queries refine the prototypes": _measure(
+            "protonet-omniglot, queries refine the prototypes", known, refined_by_queries)}
     batch_norm = {}
     for name in ("maml-omniglot-5way", "reptile-omniglot-5way"):
-        method, _ = load_checkpoint(name)
         for transductive in (True, False):
-            method.transductive = transductive
+            def scored(method, transductive=transductive) -> list[dict]:
+                method.transductive = transductive
+                return [_row(method, test, 5, k) for k in (1, 5)]
+
             label = f"{name}, {'transductive' if transductive else 'non-transductive'}"
-            batch_norm[label] = [_row(method, test, 5, k) for k in (1, 5)]
-            print(f"{label} done", file=sys.stderr)
+            batch_norm[label] = _measure(label, known, scored)
     OUTPUT.write_text(json.dumps({
-        "script": "tools/transductive.py", "hardware": describe_hardware("cpu"),
-        "episodes": EPISODES, "seed": 0, "prototypes": prototypes, "batch_norm": batch_norm},
+        "script": "tools/transductive.py", "episodes": EPISODES, "seed": 0,
+        "prototypes": prototypes, "batch_norm": batch_norm},
         indent=1) + "\n")
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
 
