@@ -175,6 +175,30 @@ def test_the_mask_is_between_0_and_1_and_has_the_distances_shape():
     assert mask.shape == distance.shape and bool(((mask > 0) & (mask < 1)).all())
 
 
+def test_the_weights_of_unlabelled_images_per_refinement():
+    # soft: all of an image's weight goes to the classes; cluster: what the distractor cluster
+    # leaves; masked: the soft assignments times the mask. Refinement uses exactly these.
+    centres = torch.tensor([[[3.0, 0.0], [0.0, 3.0]]], dtype=torch.float64)
+    points = torch.tensor([[[2.5, 0.5], [0.0, 0.0], [9.0, 9.0]]], dtype=torch.float64)
+    soft = _vectors("soft").unlabelled_weights(centres, points)
+    torch.testing.assert_close(soft, soft_assignments(centres, points))
+    torch.testing.assert_close(soft.sum(-1), torch.ones(1, 3, dtype=torch.float64))
+    cluster = _vectors("cluster")
+    weights = cluster.unlabelled_weights(centres, points)
+    torch.testing.assert_close(weights, cluster_assignments(
+        centres, points, cluster.log_distractor_radius)[..., :2])
+    assert bool((weights.sum(-1) < 1).all())
+    masked = _vectors("masked")
+    distance = ((points.unsqueeze(2) - centres.unsqueeze(1)) ** 2).sum(-1)
+    torch.testing.assert_close(masked.unlabelled_weights(centres, points),
+                               (-distance).softmax(-1) * masked.mask(distance))
+    support_y = torch.tensor([[0, 1]])
+    torch.testing.assert_close(
+        masked.refined_prototypes(centres, support_y, points, 2),
+        refine_prototypes(centres, support_y, points,
+                          masked.unlabelled_weights(centres, points), 2))
+
+
 def test_a_wrong_refinement_is_refused_naming_the_option():
     with pytest.raises(ValueError, match=r"--refinement"):
         SemiSupervisedPrototypes(refinement="hard")

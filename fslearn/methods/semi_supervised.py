@@ -276,17 +276,29 @@ class SemiSupervisedPrototypes(MetricMethod):
         if unlabelled_z.shape[1] == 0:
             return centres
         for _ in range(self.steps):
-            if self.refinement == "soft":
-                weights = soft_assignments(centres, unlabelled_z)
-            elif self.refinement == "cluster":
-                # the distractor cluster's share counts for no class
-                weights = cluster_assignments(centres, unlabelled_z,
-                                              self.log_distractor_radius)[..., :n_way]
-            else:
-                distance = squared_euclidean_distance(unlabelled_z, centres)
-                weights = (-distance).softmax(dim=-1) * self.mask(distance)
+            weights = self.unlabelled_weights(centres, unlabelled_z)
             centres = refine_prototypes(support_z, support_y, unlabelled_z, weights, n_way)
         return centres
+
+    def unlabelled_weights(self, centres: Tensor, unlabelled_z: Tensor) -> Tensor:
+        """Each unlabelled image's weight for each class in one refinement step, by
+        :attr:`refinement`: soft assignments; those of the classes beside a distractor cluster
+        (the cluster's share counts for no class); or soft assignments times the mask.
+
+        Args:
+            centres: ``[tasks, n_way, D]`` the prototypes before the step.
+            unlabelled_z: ``[tasks, n_unlabelled, D]``.
+
+        Returns:
+            ``[tasks, n_unlabelled, n_way]``; each row sums to at most 1.
+        """
+        if self.refinement == "soft":
+            return soft_assignments(centres, unlabelled_z)
+        if self.refinement == "cluster":
+            return cluster_assignments(centres, unlabelled_z,
+                                       self.log_distractor_radius)[..., :centres.shape[1]]
+        distance = squared_euclidean_distance(unlabelled_z, centres)
+        return (-distance).softmax(dim=-1) * self.mask(distance)
 
     def scores(self, support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way: int,
                unlabelled_z: Tensor | None = None) -> Tensor:
