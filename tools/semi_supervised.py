@@ -64,9 +64,18 @@ def main() -> None:
         parser.error(f"--episodes must be at least 1, not {args.episodes}")
     torch.set_num_threads(1)
     test = load_omniglot("test", "vinyals")
-    folders = sorted(p for p in RUNS.glob(PREFIX + "*") if (p / "best").is_dir())
+    folders = []
+    for folder in sorted(RUNS.glob(PREFIX + "*")):
+        record = folder / "best" / "checkpoint.json"
+        if record.is_file():
+            saved = json.loads(record.read_text())
+            if saved["episode"] >= saved["config"]["episodes"]:
+                folders.append(folder)
+                continue
+        if folder.is_dir():
+            print(f"{folder.name}: not finished, left out", flush=True)
     if not folders:
-        sys.exit(f"no {PREFIX}* run with a best/ checkpoint under {RUNS}: train them with "
+        sys.exit(f"no finished {PREFIX}* run under {RUNS}: train them with "
                  "runs/queue-semi.sh's commands first")
     known = {}
     if args.resume and OUTPUT.exists():

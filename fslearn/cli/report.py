@@ -216,18 +216,17 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{'setting':<16}{'fslearn':>22}{'paper':>10}")
-        for row in rows:
+        lines = [(f"{row['n_way']}-way {row['k_shot']}-shot", row, 1) for row in rows]
+        lines += [(f"{row['n_way']}-way {row['k_shot']}-shot, {row['n_query']} queries, "
+                   f"{row.get('unlabelled', 0)} unlabelled, {row.get('distractors', 0)} "
+                   f"distractors", row, 2) for row in extra]
+        width = max(16, *(len(label) + 2 for label, _, _ in lines))
+        print(f"{'setting':<{width}}{'fslearn':>16}{'paper':>10}")
+        for label, row, decimals in lines:
             ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
-            theirs = "" if row["paper_accuracy"] is None else f"{100 * row['paper_accuracy']:.1f}"
-            print(f"{row['n_way']}-way {row['k_shot']}-shot{'':<4}{ours:>22}{theirs:>10}")
-        for row in extra:
-            ours = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
-            theirs = "" if row["paper_accuracy"] is None else f"{100 * row['paper_accuracy']:.2f}"
-            shape = (f"{row['n_way']}-way {row['k_shot']}-shot, {row['n_query']} queries, "
-                     f"{row.get('unlabelled', 0)} unlabelled, {row.get('distractors', 0)} "
-                     f"distractors")
-            print(f"{shape}{ours:>22}{theirs:>10}")
+            theirs = ("" if row["paper_accuracy"] is None
+                      else f"{100 * row['paper_accuracy']:.{decimals}f}")
+            print(f"{label:<{width}}{ours:>16}{theirs:>10}")
     if args.write:
         write_json_atomically(folder / "results.json", report)
         print(f"Wrote {folder / 'results.json'}", file=sys.stderr)
