@@ -38,6 +38,7 @@ SHIPPED = {
     "protonet-omniglot-lake": (1, {}),
     "relationnet-omniglot": (1, {}),
     "reptile-omniglot-5way": (5, {}),
+    "semiproto-omniglot": (1, {"unlabelled": 5, "distractors": 5, "labelled_fraction": 0.1}),
     "siamese-omniglot": (128, {}),
 }
 OLD = ("tasks", "pairs_per_step", "per_class", "labels")
