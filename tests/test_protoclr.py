@@ -5,6 +5,8 @@ training through the command line with a resumed run."""
 from __future__ import annotations
 
 import json
+import math
+import random
 
 import pytest
 import torch
@@ -12,7 +14,12 @@ from conftest import make_dataset, train_interrupted_and_straight
 
 from fslearn.checkpoints import load_checkpoint
 from fslearn.cli import main
-from fslearn.data.contrastive import AUGMENTATION, ContrastiveEpisodeSampler, augment
+from fslearn.data.contrastive import (
+    AUGMENTATION,
+    ContrastiveEpisodeSampler,
+    augment,
+    crop_windows,
+)
 from fslearn.methods import METHODS, ProtoCLR
 from fslearn.results import PAPER_RESULTS
 from fslearn.training import TrainingConfig
@@ -91,6 +98,48 @@ def test_the_augmentation_keeps_shapes_and_values():
     assert float((flipped == 0).float().mean()) > 0.25
 
 
+def _torchvision_crop_size(rng: random.Random, size: int = 28) -> tuple[int, int]:
+    """RandomResizedCrop's window size, written out from its rule (10 tries, else the whole
+    square image), with Python's random numbers."""
+    low, high = (math.log(r) for r in AUGMENTATION["crop_ratio"])
+    for _ in range(10):
+        area = size * size * rng.uniform(*AUGMENTATION["crop_scale"])
+        ratio = math.exp(rng.uniform(low, high))
+        w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if 0 < w <= size and 0 < h <= size:
+            return h, w
+    return size, size
+
+
+def test_crop_windows_follow_torchvisions_rule():
+    # the same distribution as the rule written out: about 2% of windows are the whole image
+    # (clipping oversized windows instead would make it a third), the same mean area
+    top, left, h, w = crop_windows(100_000, 28, 28, torch.Generator().manual_seed(0))
+    assert bool(((top >= 0) & (left >= 0) & (top + h <= 28) & (left + w <= 28)).all())
+    rng = random.Random(0)
+    reference = [_torchvision_crop_size(rng) for _ in range(100_000)]
+    whole = float(((h == 28) & (w == 28)).float().mean())
+    assert whole == pytest.approx(sum(r == (28, 28) for r in reference) / 1e5, abs=0.003)
+    assert whole < 0.05
+    assert float((h * w).float().mean()) == pytest.approx(
+        sum(a * b for a, b in reference) / 1e5, rel=0.005)
+    # positions are uniform: windows of a side touch each border about equally often
+    small = (h < 28) & (w < 28)
+    assert float((top[small] == 0).float().mean()) == pytest.approx(
+        float((top[small] + h[small] == 28).float().mean()), abs=0.01)
+
+
+def test_the_support_copy_is_the_image_itself_unless_asked():
+    images = _images()
+    clean = ContrastiveEpisodeSampler(images, n_way=5, k_shot=1, n_query=3, seed=2).episode(0)
+    torch.testing.assert_close(clean.support_x[0], images[clean.classes[0]].float() / 255)
+    assert not torch.equal(clean.query_x[0, ::3], clean.support_x[0])
+    augmented = ContrastiveEpisodeSampler(images, n_way=5, k_shot=1, n_query=3, seed=2,
+                                          augment_support=True).episode(0)
+    assert not torch.equal(augmented.support_x[0], images[augmented.classes[0]].float() / 255)
+    assert torch.equal(augmented.classes, clean.classes)
+
+
 def test_bad_requests_are_refused():
     with pytest.raises(ValueError, match="only 40"):
         ContrastiveEpisodeSampler(_images(), n_way=41)
@@ -128,7 +177,14 @@ def test_the_command_line_trains_it(tmp_path):
                  "--out", str(out), "--no-progress"]) == 0
     record = json.loads((out / "last" / "checkpoint.json").read_text())
     assert record["config"]["n_way"] == 10 and record["config"]["k_shot"] == 1
+    assert record["config"]["sampler"] == {"augment_support": False}  # the authors' default
     assert isinstance(load_checkpoint(out / "last")[0], ProtoCLR)
+    again = tmp_path / "again"
+    assert main(["train", "protoclr", "--way", "10", "--query", "2", "--episodes", "1",
+                 "--val-every", "0", "--augment-support", "--out", str(again),
+                 "--no-progress"]) == 0
+    record = json.loads((again / "last" / "checkpoint.json").read_text())
+    assert record["config"]["sampler"] == {"augment_support": True}
 
 
 def test_the_papers_figures_are_declared():
