@@ -37,6 +37,7 @@ from fslearn.methods import FewShotMethod, build_method
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "copy_matching_parameters",
     "load_checkpoint",
     "read_checkpoint",
     "resolve_checkpoint",
@@ -273,3 +274,22 @@ def load_checkpoint(
     """
     checkpoint = read_checkpoint(name_or_path)
     return checkpoint.build_method(device), checkpoint.metadata
+
+
+def copy_matching_parameters(target: torch.nn.Module, source: torch.nn.Module) -> list[str]:
+    """Copy into ``target`` every parameter and buffer of ``source`` with the same name and
+    shape (a Prototypical Network starting from a ProtoCLR embedding: all of them; a method
+    with a head of its own: the shared embedding), and return their names.
+
+    Raises:
+        ValueError: nothing matches (another architecture), in one line naming an example.
+    """
+    wanted = target.state_dict()
+    matching = {name: value for name, value in source.state_dict().items()
+                if name in wanted and wanted[name].shape == value.shape}
+    if not matching:
+        raise ValueError(f"no parameter of the source checkpoint matches this model by name "
+                         f"and shape (the model has {_first_few(list(wanted))}): start from "
+                         f"a checkpoint of the same embedding network")
+    target.load_state_dict(matching, strict=False)
+    return sorted(matching)

@@ -17,9 +17,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fslearn._system import describe_hardware
+from fslearn.checkpoints import copy_matching_parameters, load_checkpoint
 from fslearn.cli._args import (
     IMAGE_SIZE,
     HelpFormatter,
@@ -136,6 +138,9 @@ def _shared_args(sub: argparse.ArgumentParser, method: type[FewShotMethod]) -> N
                       help="vinyals: train on the characters upright only, without the "
                       "rotations by 90, 180 and 270 degrees as new classes (validation keeps "
                       "them; default: with)")
+    data.add_argument("--labelled-classes", type=float, default=None, metavar="F",
+                      help="train on a fraction F of the training classes only, drawn once "
+                      "with --seed (a run with fewer labels; default: all of them)")
     data.add_argument("--data-root", type=Path, default=None,
                       help="folder holding the Omniglot zips (default: $FSLEARN_DATA, else a "
                       "per-user folder; downloaded there if missing)")
@@ -194,6 +199,11 @@ def _validation_and_run_args(sub: argparse.ArgumentParser, method: type[FewShotM
                      "<way>w<per-class>d-<labels> for sequences, <loss>-<B>pairs (or "
                      "triplets) for pairs, <B>batch for labelled mini-batches; -fce after "
                      "it with --fce)")
+    run.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                     help="start from the weights of this checkpoint (shipped name or folder): "
+                     "every parameter whose name and shape match, e.g. a Prototypical "
+                     "Network fine-tuned from protoclr-omniglot (default: a fresh "
+                     "initialisation)")
     run.add_argument("--no-resume", action="store_true",
                      help="start over even if the run folder holds a resumable state (default: "
                      "resume)")
@@ -436,6 +446,34 @@ def _describe(args: argparse.Namespace, method: type[FewShotMethod], config: Tra
     return out, method.describe_training(config, options)[1]
 
 
+def _labelled_classes(args: argparse.Namespace, data: Any, data_record: dict[str, Any]) -> Any:
+    """``data`` with only ``--labelled-classes`` of its classes, drawn once from the seed's own
+    stream (recorded in ``data_record``); ``data`` itself without the option."""
+    fraction = args.labelled_classes
+    if fraction is None:
+        return data
+    if not isinstance(data, FewShotDataset):
+        raise ValueError("--labelled-classes keeps a fraction of the training classes of an "
+                         "image dataset: leave it out for sinusoid and sequence training.")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--labelled-classes must be a fraction in (0, 1], got {fraction}")
+    count = max(1, round(fraction * data.num_classes))
+    chosen = np.random.default_rng([args.seed, 2]).choice(data.num_classes, count, replace=False)
+    data_record["labelled_classes"] = {"fraction": fraction, "classes": count}
+    return data.select_classes(sorted(chosen.tolist()))
+
+
+def _init_from(args: argparse.Namespace, method: FewShotMethod) -> dict[str, Any]:
+    """Copy ``--init-from``'s matching weights into ``method``; the record's entry for it."""
+    if args.init_from is None:
+        return {}
+    source, source_record = load_checkpoint(args.init_from)
+    copied = copy_matching_parameters(method, source)
+    return {"init_from": {"checkpoint": str(args.init_from), "method": source.name,
+                          "weights_sha256": source_record["weights_sha256"],
+                          "tensors": len(copied)}}
+
+
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``fslearn train``: returns the exit status (130 when interrupted)."""
     if args.threads:
@@ -450,17 +488,19 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         train_data = SequenceTasks(train_data, image_size=sequence_size)
         data_record["sequence"] = {key: value for key, value in asdict(train_data).items()
                                    if key != "dataset"}
+    train_data = _labelled_classes(args, train_data, data_record)
     config = _config(args, method_class, val_data)
     out, episodes = _describe(args, method_class, config, data_record)
     torch.manual_seed(config.seed)
     method = build_method(args.method, **_method_hparams(args, method_class, train_data, config))
+    init_from = _init_from(args, method)
     # an impossible training batch fails here, before the run is announced
     own = method.training_sampler(train_data, config)
     steps = own is not None and isinstance(train_data, FewShotDataset)  # not episodes
     classes = (f"{train_data.num_classes} classes"
                if isinstance(train_data, FewShotDataset | SequenceTasks) else "generated tasks")
     record = {"command": shlex.join(["fslearn", *argv]), "data": data_record,
-              "hardware": describe_hardware(device)}
+              "hardware": describe_hardware(device), **init_from}
     ranks = world()  # several processes under torchrun: rank 0 alone speaks
     if ranks.size > 1:
         record["processes"] = ranks.size
