@@ -4,6 +4,7 @@ computed by hand, against each other, and in old checkpoints."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -146,10 +147,17 @@ def test_the_option_is_recorded_and_reloaded(tmp_path):
     assert loaded.loss_scale(6) == 3.0
 
 
-def test_a_checkpoint_from_before_the_option_loads_with_the_mean():
-    """maml-omniglot-5way was saved before inner_loss existed: its record has no such key, and
-    it rebuilds with the mean (and fslearn's network), as it was trained."""
-    method, record = load_checkpoint("maml-omniglot-5way")
+def test_a_checkpoint_from_before_the_option_loads_with_the_mean(tmp_path):
+    """A record saved before inner_loss and architecture existed (several shipped ones) has no
+    such keys: it rebuilds with the mean and fslearn's network, as it was trained."""
+    save_checkpoint(tmp_path / "old", MAML(n_way=3, inner_loss="sum_over_k", **SMALL), {})
+    record_file = tmp_path / "old" / "checkpoint.json"
+    record = json.loads(record_file.read_text())
+    for key in ("inner_loss", "architecture"):
+        del record["hparams"][key]
+    record_file.write_text(json.dumps(record))
+    method, record = load_checkpoint(tmp_path / "old")
     assert "inner_loss" not in record["hparams"] and "architecture" not in record["hparams"]
     assert method.inner_loss == "mean" and method.architecture == "conv4"
     assert method.loss_scale(25) == 1.0
+    assert "inner_loss" not in load_checkpoint("metasgd-omniglot-5way")[1]["hparams"]

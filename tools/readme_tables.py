@@ -96,8 +96,11 @@ def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
         for k_shot in (1, 5):
             row = by_setting.get((n_way, k_shot))
             cells += [_percent(row), _paper(row.get("paper_accuracy") if row else None)]
-        tasks = config_from_record(record["config"]).batch_size
-        rows.append([f"`{name}`", f"{record['episode']} x {tasks}", *cells])
+        config = config_from_record(record["config"])
+        # the checkpoint kept (best on validation) and the run's length, where they differ
+        steps = (f"{record['episode']}" if record["episode"] >= config.episodes
+                 else f"{record['episode']} of {config.episodes}")
+        rows.append([f"`{name}`", f"{steps} x {config.batch_size}", *cells])
     return _table(["checkpoint", "outer steps x tasks", f"{n_way}-way 1-shot", "paper",
                    f"{n_way}-way 5-shot", "paper"], rows)
 
