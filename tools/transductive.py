@@ -86,7 +86,7 @@ def main() -> None:
         "protonet-omniglot, queries refine the prototypes": _measure(
             "protonet-omniglot, queries refine the prototypes", known, refined_by_queries)}
     batch_norm = {}
-    for name in ("maml-omniglot-5way", "reptile-omniglot-5way"):
+    for name in ("reptile-omniglot-5way", "maml-omniglot-5way"):
         for transductive in (True, False):
             def scored(method, transductive=transductive) -> list[dict]:
                 method.transductive = transductive

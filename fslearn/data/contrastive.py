@@ -76,9 +76,9 @@ def crop_windows(batch: int, height: int, width: int, generator: torch.Generator
     Up to 10 tries (:func:`_tries`) of an area of ``crop_scale`` times the image's and an
     aspect ratio from ``crop_ratio``; the first window that fits is kept, at a uniform
     position; an image with no fitting try keeps a central crop of the largest window of an
-    allowed aspect (the whole image when it is square). With scales up to
-    1.4, a window that does not fit is drawn again rather than clipped: clipping would make a
-    third of the crops the whole image, as against about 2% here.
+    allowed aspect (the whole image when it is square). With scales up to 1.4, a window that
+    does not fit is drawn again rather than clipped: clipping would make a third of the crops
+    the whole image, as against about 2% here.
 
     Returns:
         ``(top, left, crop_height, crop_width)``, each ``[batch]`` int64.
