@@ -2,6 +2,7 @@
 
     python tools/transductive.py            # everything
     python tools/transductive.py --resume   # only what is missing, or whose checkpoint changed
+    python tools/transductive.py --resume --only maml-omniglot-5way   # those groups only
 
 1. Prototypes refined by the queries: the shipped `protonet-omniglot`'s weights in a
    semi-supervised Prototypical Network (one soft k-means step) whose unlabelled images are the
@@ -24,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -58,6 +60,20 @@ def _measure(name: str, known: dict, measure) -> dict:
             "torch": torch.__version__, "rows": rows}
 
 
+def _save(section: str, label: str, entry: dict) -> None:
+    """Write one group into the output at once, keeping every other group the file holds
+    (so an interrupted run keeps what it measured, and runs with different ``--only`` can
+    share the file)."""
+    from fslearn.checkpoints import write_json_atomically
+
+    saved = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {}
+    saved.update({"script": "tools/transductive.py", "episodes": EPISODES, "seed": 0})
+    saved.setdefault("prototypes", {})
+    saved.setdefault("batch_norm", {})
+    saved[section][label] = entry
+    write_json_atomically(OUTPUT, saved, indent=1)
+
+
 def main() -> None:
     from fslearn.data import load_omniglot
     from fslearn.methods import SemiSupervisedPrototypes
@@ -66,6 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows measured with the checkpoints shipped now")
+    parser.add_argument("--only", default=None, metavar="TEXT",
+                        help="measure only the groups whose label contains TEXT (e.g. "
+                        "maml-omniglot-5way); the file keeps the others")
     args = parser.parse_args()
     torch.set_num_threads(1)
     test = load_omniglot("test")
@@ -80,24 +99,22 @@ def main() -> None:
         refined.transductive = True
         return [_row(refined, test, *s) for s in STANDARD_SETTINGS]
 
-    prototypes = {
-        "protonet-omniglot": _measure("protonet-omniglot", known, lambda method: [
-            _row(method, test, *s) for s in STANDARD_SETTINGS]),
-        "protonet-omniglot, queries refine the prototypes": _measure(
-            "protonet-omniglot, queries refine the prototypes", known, refined_by_queries)}
-    batch_norm = {}
-    for name in ("reptile-omniglot-5way", "maml-omniglot-5way"):
-        for transductive in (True, False):
-            def scored(method, transductive=transductive) -> list[dict]:
-                method.transductive = transductive
-                return [_row(method, test, 5, k) for k in (1, 5)]
+    def scored(transductive: bool) -> Callable:
+        def measure(method) -> list[dict]:
+            method.transductive = transductive
+            return [_row(method, test, 5, k) for k in (1, 5)]
+        return measure
 
-            label = f"{name}, {'transductive' if transductive else 'non-transductive'}"
-            batch_norm[label] = _measure(label, known, scored)
-    OUTPUT.write_text(json.dumps({
-        "script": "tools/transductive.py", "episodes": EPISODES, "seed": 0,
-        "prototypes": prototypes, "batch_norm": batch_norm},
-        indent=1) + "\n")
+    groups = [("prototypes", "protonet-omniglot",
+               lambda method: [_row(method, test, *s) for s in STANDARD_SETTINGS]),
+              ("prototypes", "protonet-omniglot, queries refine the prototypes",
+               refined_by_queries)]
+    for name in ("reptile-omniglot-5way", "maml-omniglot-5way"):
+        groups += [("batch_norm", f"{name}, {'transductive' if flag else 'non-transductive'}",
+                    scored(flag)) for flag in (True, False)]
+    for section, label, measure in groups:
+        if args.only is None or args.only in label:
+            _save(section, label, _measure(label, known, measure))
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
 
 
