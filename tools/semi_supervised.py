@@ -5,13 +5,14 @@ test episodes, the same episodes for all, with each episode's accuracy for paire
     python tools/semi_supervised.py --resume    # only the runs not yet measured (or retrained)
     python tools/semi_supervised.py --episodes 20   # a quick look; writes nothing
 
-The runs are trained by `runs/queue-semi.sh`'s commands (each recorded in its checkpoint: the
-final weights, as the authors keep them). Each is tested as `fslearn report` tests it, through
-the method's own test episodes (`extra_test_settings`: 1 support image, 14 queries and 5
-unlabelled images per class, without and with 5 distractor classes; a run trained without
-unlabelled images also without any), 1000 episodes, seed 0, one thread, on Vinyals et al.'s
-test classes. Results, each run's command, training time and hardware go to
-book/data/semi-supervised.json; a run is measured again when its weights change.
+The runs are the seven of section 7.2 (supervised; soft, cluster and masked refinements, with
+and without distractors), each trained by the command recorded in its checkpoint and copied
+into the output; the final weights are kept, as the authors keep them. Each is tested as
+`fslearn report` tests it, through the method's own test episodes (`extra_test_settings`: 1
+support image, 14 queries and 5 unlabelled images per class, without and with 5 distractor
+classes; a run trained without unlabelled images also without any), 1000 episodes, seed 0, one
+thread, on Vinyals et al.'s test classes. Results, each run's command, training time and
+hardware go to book/data/semi-supervised.json; a run is measured again when its weights change.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def main() -> None:
         if folder.is_dir():
             print(f"{folder.name}: not finished, left out", flush=True)
     if not folders:
-        sys.exit(f"no finished {PREFIX}* run under {RUNS}: train them with "
-                 "runs/queue-semi.sh's commands first")
+        sys.exit(f"no finished {PREFIX}* run under {RUNS}: train them first (the commands "
+                 "are in book/data/semi-supervised.json)")
     known = {}
     if args.resume and OUTPUT.exists():
         known = {run["run"]: run for run in json.loads(OUTPUT.read_text())["runs"]}

@@ -33,6 +33,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "book" / "data" / "transductive.json"
 EPISODES = 1000
+BATCH_NORM_MODELS = ("reptile-omniglot-5way", "maml-omniglot-5way")
+#: every group the script measures, in order
+GROUP_LABELS = ("protonet-omniglot", "protonet-omniglot, queries refine the prototypes",
+                *(f"{name}, {kind}" for name in BATCH_NORM_MODELS
+                  for kind in ("transductive", "non-transductive")))
 
 
 def _row(method, dataset, n_way: int, k_shot: int) -> dict:
@@ -86,6 +91,9 @@ def main() -> None:
                         help="measure only the groups whose label contains TEXT (e.g. "
                         "maml-omniglot-5way); the file keeps the others")
     args = parser.parse_args()
+    if args.only is not None and not any(args.only in label for label in GROUP_LABELS):
+        parser.error(f"--only {args.only!r} matches no group; the groups are: "
+                     f"{'; '.join(GROUP_LABELS)}")
     torch.set_num_threads(1)
     test = load_omniglot("test")
     known: dict = {}
@@ -109,9 +117,10 @@ def main() -> None:
                lambda method: [_row(method, test, *s) for s in STANDARD_SETTINGS]),
               ("prototypes", "protonet-omniglot, queries refine the prototypes",
                refined_by_queries)]
-    for name in ("reptile-omniglot-5way", "maml-omniglot-5way"):
+    for name in BATCH_NORM_MODELS:
         groups += [("batch_norm", f"{name}, {'transductive' if flag else 'non-transductive'}",
                     scored(flag)) for flag in (True, False)]
+    assert [label for _, label, _ in groups] == list(GROUP_LABELS)
     for section, label, measure in groups:
         if args.only is None or args.only in label:
             _save(section, label, _measure(label, known, measure))
