@@ -1,0 +1,79 @@
+"""fslearn.projection: the power law with a floor fitted to validation curves, against curves
+made from known parameters, and its inverse against hand-computed steps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fslearn.checkpoints import shipped_checkpoints
+from fslearn.projection import LearningCurveFit, fit_learning_curve
+
+
+def _curve(floor: float, scale: float, exponent: float, steps) -> list[float]:
+    return [1 - (floor + scale * t ** -exponent) for t in steps]
+
+
+def test_fit_recovers_a_noiseless_curve():
+    steps = [500 * i for i in range(1, 21)]
+    fit = fit_learning_curve(steps, _curve(0.01, 2.0, 0.6, steps))
+    assert fit.floor == pytest.approx(0.01, abs=2e-4)
+    assert fit.exponent == pytest.approx(0.6, rel=0.03)
+    assert fit.scale == pytest.approx(2.0, rel=0.1)
+    assert fit.rms < 1e-4 and fit.points == 20
+
+
+def test_fit_with_noise_projects_near_the_truth():
+    """Validation noise of 0.2 points (about 600 episodes' standard error): the projected step
+    for an accuracy inside the curve's reach stays within a factor of 2 of the true one."""
+    rng = np.random.default_rng(0)
+    steps = [250 * i for i in range(1, 41)]
+    noisy = [a + rng.normal(0, 0.002) for a in _curve(0.015, 1.5, 0.5, steps)]
+    fit = fit_learning_curve(steps, noisy)
+    truth = (1.5 / (1 - 0.975 - 0.015)) ** (1 / 0.5)  # 22,500 steps
+    assert truth / 2 < fit.steps_to(0.975) < truth * 2
+
+
+def test_steps_to_inverts_accuracy_at_by_hand():
+    fit = LearningCurveFit(floor=0.02, scale=1.0, exponent=0.5, rms=0.0, points=3)
+    # error 0.03 = 0.02 + 1 / sqrt(t)  ->  t = 10,000
+    assert fit.steps_to(0.97) == pytest.approx(10_000)
+    assert fit.accuracy_at(10_000) == pytest.approx(0.97)
+    assert fit.ceiling == pytest.approx(0.98)
+
+
+def test_a_target_beyond_the_floor_is_out_of_reach():
+    fit = LearningCurveFit(floor=0.02, scale=1.0, exponent=0.5, rms=0.0, points=3)
+    assert fit.steps_to(0.98) is None and fit.steps_to(0.99) is None
+
+
+@pytest.mark.parametrize("steps, accuracies, message", [
+    ([1, 2], [0.5, 0.6], "at least 3"),
+    ([1, 3, 2], [0.5, 0.6, 0.7], "increasing"),
+    ([0, 1, 2], [0.5, 0.6, 0.7], "positive"),
+    ([1, 2, 3], [50, 60, 70], "fractions"),
+    ([1, 2, 3], [0.7, 0.6, 0.5], "does not fall"),
+    ([1, 2, 3], [0.5, 0.6], "one length"),
+])
+def test_bad_curves_are_refused_in_one_line(steps, accuracies, message):
+    with pytest.raises(ValueError, match=message):
+        fit_learning_curve(steps, accuracies)
+
+
+def test_steps_to_refuses_percentages():
+    fit = LearningCurveFit(floor=0.02, scale=1.0, exponent=0.5, rms=0.0, points=3)
+    with pytest.raises(ValueError, match="fraction"):
+        fit.steps_to(97.0)
+
+
+def test_a_shipped_validation_curve_fits():
+    """The 5-way MAML's 20 validation points: the fit follows them within a point, and its
+    ceiling lies above its best validation figure."""
+    history = json.loads((shipped_checkpoints()["maml-omniglot-5way"] / "history.json")
+                         .read_text())
+    points = [(h["episode"], h["val_accuracy"]) for h in history if "val_accuracy" in h]
+    fit = fit_learning_curve(*zip(*points, strict=True))
+    assert fit.rms < 0.01
+    assert fit.ceiling > max(a for _, a in points)

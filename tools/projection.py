@@ -1,0 +1,90 @@
+"""How far each shipped checkpoint's recipe would have to run to reach its paper's figure.
+
+    python tools/projection.py            # table on the terminal, book/data/projections.json
+
+For every shipped checkpoint whose history holds at least 5 validation points and whose
+results.json has a paper figure in its validation setting (5-way 1-shot for most), a power law
+with a floor is fitted to the validation curve (`fslearn.projection.fit_learning_curve`), and the
+steps at which the fitted curve reaches the paper's figure are projected, with their cost in
+core-hours at the run's own speed (its training seconds per step, times its threads).
+
+Two cautions, printed with the table: validation classes are not test classes (the paper's
+figure is a test figure), and the fit assumes the recipe, learning-rate schedule included, goes
+on as it ran. A figure at or above the fitted ceiling is reported as out of this recipe's reach.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "book" / "data" / "projections.json"
+#: fewer validation points than this make no projection (three points fit any power law)
+MIN_POINTS = 5
+#: a projection beyond this many times the run's own length is reported as such, not as a number
+MAX_FACTOR = 1000
+
+
+def project(name: str, folder: Path) -> dict | None:
+    """The projection of one shipped checkpoint, or None where it has no validation curve or no
+    paper figure in its validation setting."""
+    from fslearn.projection import fit_learning_curve
+
+    record = json.loads((folder / "checkpoint.json").read_text())
+    history_file, results_file = folder / "history.json", folder / "results.json"
+    if not (history_file.is_file() and results_file.is_file()):
+        return None
+    points = [(h["episode"], h["val_accuracy"]) for h in json.loads(history_file.read_text())
+              if "val_accuracy" in h]
+    config = record["config"]
+    setting = (config.get("val_way"), config.get("val_shot") or config.get("k_shot"))
+    paper = next((r.get("paper_accuracy") for r in json.loads(results_file.read_text())["results"]
+                  if (r.get("n_way"), r.get("k_shot")) == setting), None)
+    if len(points) < MIN_POINTS or paper is None:
+        return None
+    fit = fit_learning_curve(*zip(*points, strict=True))
+    threads = int(re.search(r"(\d+) threads?$", record["hardware"]).group(1))
+    core_seconds_per_step = record["training_seconds"] * threads / record["episode"]
+    needed = fit.steps_to(paper)
+    beyond = needed is not None and needed > MAX_FACTOR * points[-1][0]
+    return {"checkpoint": name, "setting": list(setting), "validation_points": len(points),
+            "last_step": points[-1][0], "best_validation": max(a for _, a in points),
+            "paper_accuracy": paper, "fit": {"floor": fit.floor, "scale": fit.scale,
+                                             "exponent": fit.exponent, "rms": fit.rms},
+            "ceiling": fit.ceiling,
+            "steps_to_paper": None if beyond else needed,
+            "beyond_1000x_the_run": beyond,
+            "core_hours_to_paper": (None if needed is None or beyond
+                                    else needed * core_seconds_per_step / 3600),
+            "core_hours_so_far": points[-1][0] * core_seconds_per_step / 3600,
+            "hardware": record["hardware"]}
+
+
+def main() -> None:
+    from fslearn.checkpoints import shipped_checkpoints
+
+    rows = [row for name, folder in shipped_checkpoints().items()
+            if (row := project(name, folder)) is not None]
+    OUTPUT.write_text(json.dumps({"script": "tools/projection.py", "projections": rows},
+                                 indent=1) + "\n")
+    print(f"{'checkpoint':24} {'setting':8} {'run':>7} {'best val':>8} {'ceiling':>8} "
+          f"{'paper':>6} {'steps to paper':>15} {'core-h':>8}")
+    for row in rows:
+        steps = (f"> {MAX_FACTOR}x run" if row["beyond_1000x_the_run"]
+                 else "beyond ceiling" if row["steps_to_paper"] is None
+                 else f"{row['steps_to_paper']:,.0f}")
+        hours = ("-" if row["core_hours_to_paper"] is None
+                 else f"{row['core_hours_to_paper']:,.0f}")
+        print(f"{row['checkpoint']:24} {row['setting'][0]}w{row['setting'][1]}s    "
+              f"{row['last_step']:>7,} {100 * row['best_validation']:8.2f} "
+              f"{100 * row['ceiling']:8.2f} {100 * row['paper_accuracy']:6.2f} {steps:>15} "
+              f"{hours:>8}")
+    print("validation classes are not the paper's test classes; the fit assumes the recipe "
+          "goes on as it ran")
+    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
