@@ -34,6 +34,7 @@ SHIPPED = {
     "matchingnet-omniglot-lake": (1, {}),
     "metasgd-omniglot-5way": (32, {}),
     "pretrained-sinusoid": (25, {}),
+    "protoclr-omniglot": (1, {"augment_support": False}),
     "protonet-omniglot": (1, {}),
     "protonet-omniglot-lake": (1, {}),
     "relationnet-omniglot": (1, {}),

@@ -164,6 +164,17 @@ def semi_supervised_table() -> str:
     return _table(["checkpoint", "test episodes", "accuracy", "Ren et al., Table 1"], rows)
 
 
+def self_supervised_table() -> str:
+    """Chapter 7.3: the shipped self-supervised ProtoCLR in the four settings."""
+    record, results = _load("protoclr-omniglot")
+    by_setting = _by_setting(results)
+    papers = [_paper(by_setting.get(s, {}).get("paper_accuracy")) for s in SETTINGS]
+    return _table(["checkpoint", "training", "5-way 1-shot", "5-way 5-shot", "20-way 1-shot",
+                   "20-way 5-shot", "ProtoTransfer"],
+                  [["`protoclr-omniglot`", f"{record['training_seconds'] / 3600:.1f} h",
+                    *[_percent(by_setting.get(s)) for s in SETTINGS], " / ".join(papers)]])
+
+
 def _benchmark(name: str) -> dict[str, Any]:
     return _read_json(BENCHMARKS / f"{name}.json")
 
@@ -297,6 +308,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "sinusoid-checkpoints": sinusoid_table,
     "mann-checkpoints": mann_table,
     "semi-supervised-checkpoint": semi_supervised_table,
+    "self-supervised-checkpoint": self_supervised_table,
     "maml-benchmark": maml_benchmark_table,
     "mann-benchmark": mann_benchmark_table,
     "speed-benchmark": speed_benchmark_table,
