@@ -41,6 +41,7 @@ SHIPPED = {
     "reptile-omniglot-5way": (5, {}),
     "semiproto-omniglot": (1, {"unlabelled": 5, "distractors": 5, "labelled_fraction": 0.1}),
     "siamese-omniglot": (128, {}),
+    "snail-omniglot-5way": (16, {}),
 }
 OLD = ("tasks", "pairs_per_step", "per_class", "labels")
 
