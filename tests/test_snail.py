@@ -105,6 +105,42 @@ def test_attention_matches_a_hand_computed_three_step_case():
                                rtol=1e-12, atol=1e-12)
 
 
+def test_attention_weights_are_causal_rows_that_give_the_blocks_read():
+    torch.manual_seed(3)
+    block = AttentionBlock(4, key_size=3, value_size=2).double()
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    weights = block.weights(x)
+    assert weights.shape == (2, 5, 5)
+    assert torch.equal(weights.triu(1), torch.zeros_like(weights))  # no step reads a later one
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5, dtype=torch.float64))
+    torch.testing.assert_close(weights @ block.value(x), block(x)[..., 4:], rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_query_attention_is_each_blocks_last_row_in_the_episodes_support_order():
+    torch.manual_seed(0)
+    method = SNAIL(n_way=3, max_shot=2).eval()
+    episode = _episode()
+    found = method.query_attention(episode)
+    order = support_order(6)
+    with torch.no_grad():
+        support_z = method.embed(episode.support_x.flatten(0, 1)).view(2, 6, -1)
+        query_z = method.embed(episode.query_x.flatten(0, 1)).view(2, 6, -1)
+        x = query_sequences(support_z[:, order], episode.support_y[:, order], query_z, 3)
+        by_hand = []
+        for layer in method.network.layers:
+            if isinstance(layer, AttentionBlock):
+                by_hand.append(layer.weights(x)[:, -1].view(2, 6, 7))
+            x = layer(x)
+    assert len(found) == 3
+    for weights, expected in zip(found, by_hand, strict=True):
+        assert weights.shape == (2, 6, 7)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, 6))
+        for position, image in enumerate(order.tolist()):  # image `image` sat at `position`
+            torch.testing.assert_close(weights[..., image], expected[..., position])
+        torch.testing.assert_close(weights[..., -1], expected[..., -1])
+
+
 def test_no_output_depends_on_a_later_input():
     torch.manual_seed(1)
     network = SNAILNetwork(in_features=6, n_way=3, steps=7).double()

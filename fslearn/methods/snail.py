@@ -227,6 +227,14 @@ class AttentionBlock(nn.Module):
                                               is_causal=True)
         return torch.cat([x, read], dim=-1)
 
+    def weights(self, x: Tensor) -> Tensor:
+        """The attention weights ``[batch, T, T]`` of steps ``x`` ``[batch, T, C]``: row ``t``
+        is ``softmax_s(q_t . k_s / sqrt(key_size))`` over ``s <= t`` and zero beyond, so that
+        step ``t``'s read is ``weights(x)[:, t] @ value(x)``."""
+        logits = self.query(x) @ self.key(x).transpose(1, 2) / math.sqrt(self.query.out_features)
+        future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+        return logits.masked_fill(future, -math.inf).softmax(dim=-1)
+
     def extend(self, history: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
         """``(forward(history), the output at the next step for each of current)``: each of
         ``current`` ``[batch, q, C]`` attends to the ``n`` steps of ``history`` ``[batch, n,
@@ -454,6 +462,29 @@ class SNAIL(MetricMethod):
         support, queries = sequence_steps(support_z[:, order], support_y[:, order], query_z,
                                           n_way)
         return self.network.query_logits(support, queries)
+
+    @torch.no_grad()
+    def query_attention(self, episode: Episode) -> list[Tensor]:
+        """Where each query looks: for every attention block in order, the weights ``[tasks,
+        q, n + 1]`` of each query's step on the ``n`` support images, in the episode's order
+        (``support_x``'s, not the sequence's), and last on itself. Each row sums to 1."""
+        z = self.embed(torch.cat([episode.support_x.flatten(0, 1),
+                                  episode.query_x.flatten(0, 1)]))
+        tasks, n = episode.support_y.shape
+        support_z, query_z = z[: tasks * n].view(tasks, n, -1), z[tasks * n :].view(tasks, -1,
+                                                                                  z.shape[-1])
+        order = support_order(n, z.device)
+        x = query_sequences(support_z[:, order], episode.support_y[:, order], query_z,
+                            episode.n_way)
+        found = []
+        for layer in self.network.layers:
+            if isinstance(layer, AttentionBlock):
+                last = layer.weights(x)[:, -1]  # [tasks * q, n + 1], support in sequence order
+                weights = torch.empty_like(last)
+                weights[:, order], weights[:, -1] = last[:, :n], last[:, -1]
+                found.append(weights.view(tasks, query_z.shape[1], n + 1))
+            x = layer(x)
+        return found
 
     def loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """Cross-entropy of the last steps' logits (the queries'); and the logits."""
