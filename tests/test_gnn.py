@@ -174,6 +174,34 @@ def test_the_graph_network_is_equivariant_to_its_nodes():
     assert torch.allclose(network(x)[:, order], network(x[:, order]), atol=1e-10)
 
 
+def test_adjacencies_are_the_ones_forward_uses_and_the_query_rows_follow_the_support():
+    torch.manual_seed(0)
+    network = GraphNetwork(6, 3).double().eval()
+    x = torch.randn(2, 5, 6, dtype=torch.float64)
+    found = network.adjacencies(x)
+    assert len(found) == 3
+    by_hand, h = [], x
+    for edges, conv in zip(network.edges, network.convs, strict=True):
+        by_hand.append(edges(h))
+        h = torch.cat([h, F.leaky_relu(conv(h, by_hand[-1]))], dim=-1)
+    by_hand.append(network.last_edges(h))
+    for a, b in zip(found, by_hand, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(network.last_conv(h, by_hand[-1]), network(x))
+    # the query node's rows, support nodes in the episode's order: permuting the support set
+    # permutes them alike
+    method = GraphNeuralNetwork(n_way=4).eval()
+    episode = _episode(n_way=4, k_shot=2, n_query=1, seed=3)
+    order = torch.tensor([5, 2, 7, 0, 3, 6, 1, 4])
+    permuted = Episode(episode.support_x[:, order], episode.support_y[:, order], episode.query_x,
+                       episode.query_y, episode.classes, 4)
+    rows, rows_permuted = method.query_adjacency(episode), method.query_adjacency(permuted)
+    for a, b in zip(rows, rows_permuted, strict=True):
+        assert a.shape == (1, 4, 8)
+        torch.testing.assert_close(a.sum(-1), torch.ones(1, 4))
+        torch.testing.assert_close(a[..., order], b, rtol=1e-4, atol=1e-6)
+
+
 # --- gradients -----------------------------------------------------------------------------
 
 

@@ -225,6 +225,15 @@ class GraphNetwork(nn.Module):
             x = torch.cat([x, F.leaky_relu(conv(x, edges(x)))], dim=-1)  # dense connections
         return self.last_conv(x, self.last_edges(x))
 
+    def adjacencies(self, x: Tensor) -> list[Tensor]:
+        """The learned adjacency ``[graphs, nodes, nodes]`` of each block, in order, for node
+        features ``x`` (the same computation as :meth:`forward`)."""
+        found = []
+        for edges, conv in zip(self.edges, self.convs, strict=True):
+            found.append(edges(x))
+            x = torch.cat([x, F.leaky_relu(conv(x, found[-1]))], dim=-1)
+        return [*found, self.last_edges(x)]
+
 
 def query_graphs(support_z: Tensor, support_y: Tensor, query_z: Tensor, n_way: int,
                  query_label: str = "uniform") -> Tensor:
@@ -333,6 +342,21 @@ class GraphNeuralNetwork(MetricMethod):
                                       self.query_label)
                 chunks.append(self.graph(graphs)[:, 0])
         return torch.cat(chunks).view(tasks, q, n_way)
+
+    @torch.no_grad()
+    def query_adjacency(self, episode: Episode) -> list[Tensor]:
+        """Where each query node looks: for every block in order, its row of the learned
+        adjacency, ``[tasks, q, n]`` weights on the ``n`` support nodes in the episode's order
+        (each row sums to 1: a node has no edge to itself)."""
+        z = self.embed(torch.cat([episode.support_x.flatten(0, 1),
+                                  episode.query_x.flatten(0, 1)]))
+        tasks, n = episode.support_y.shape
+        support_z, query_z = z[: tasks * n].view(tasks, n, -1), z[tasks * n :].view(tasks, -1,
+                                                                                  z.shape[-1])
+        graphs = query_graphs(support_z, episode.support_y, query_z, episode.n_way,
+                              self.query_label)
+        return [a[:, 0, 1:].reshape(tasks, query_z.shape[1], n)
+                for a in self.graph.adjacencies(graphs)]
 
     def loss(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """Cross-entropy of the query nodes' logits; and the logits."""
