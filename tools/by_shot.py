@@ -39,7 +39,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     method, record = load_checkpoint(args.checkpoint)
-    test = load_omniglot("test", image_size=record["data"].get("image_size", 28))
+    protocol = record["data"].get("protocol", "vinyals")  # the test split of its own protocol
+    test = load_omniglot("test", protocol=protocol,
+                         image_size=record["data"].get("image_size", 28))
     rows = []
     for k_shot in args.shots:
         start = time.process_time()
@@ -52,7 +54,7 @@ def main() -> None:
     saved = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {}
     saved[args.checkpoint] = {
         "command": "python " + shlex.join(["tools/by_shot.py", *sys.argv[1:]]),
-        "dataset": "omniglot/vinyals/test", "n_query": 15, "seed": 0,
+        "dataset": f"omniglot/{protocol}/test", "n_query": 15, "seed": 0,
         "hardware": describe_hardware("cpu"), "results": rows}
     write_json_atomically(OUTPUT, saved, indent=1)
 
