@@ -24,6 +24,7 @@ SHIPPED = {
     "baseline-omniglot": (16, {}),
     "baselinepp-omniglot": (16, {}),
     "fomaml-omniglot-5way": (32, {}),
+    "gnn-omniglot-5way": (60, {}),
     "fomaml-omniglot-20way-lake": (16, {}),
     "lstm-omniglot": (16, {"per_class": 10, "labels": "one_hot"}),
     "maml-omniglot-20way": (16, {}),

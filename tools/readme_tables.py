@@ -74,10 +74,11 @@ def _paper(value: float | None) -> str:
 
 
 def metric_table() -> str:
-    """Chapters 3-4: the transfer baselines and metric methods in the four settings."""
+    """Chapters 3-4: the transfer baselines and metric methods in the four settings (the graph
+    network, one model per N, in its two 5-way ones)."""
     rows = []
     for name in ("baseline-omniglot", "baselinepp-omniglot", "siamese-omniglot",
-                 "matchingnet-omniglot", "relationnet-omniglot"):
+                 "matchingnet-omniglot", "relationnet-omniglot", "gnn-omniglot-5way"):
         record, results = _load(name)
         by_setting = _by_setting(results)
         papers = [_paper(by_setting.get(s, {}).get("paper_accuracy")) for s in SETTINGS]
