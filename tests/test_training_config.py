@@ -38,6 +38,7 @@ SHIPPED = {
     "protoclr-omniglot": (1, {"augment_support": False}),
     "protonet-omniglot": (1, {}),
     "protonet-omniglot-lake": (1, {}),
+    "r2d2-omniglot": (1, {}),
     "relationnet-omniglot": (1, {}),
     "reptile-omniglot-5way": (5, {}),
     "semiproto-omniglot": (1, {"unlabelled": 5, "distractors": 5, "labelled_fraction": 0.1}),
