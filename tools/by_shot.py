@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--way", type=int, default=5)
     args = parser.parse_args()
+    if args.way < 2 or min(args.shots) < 1:
+        parser.error(f"--way must be at least 2 and every --shots at least 1, got --way "
+                     f"{args.way} and --shots {' '.join(map(str, args.shots))}")
 
     from fslearn._system import describe_hardware
     from fslearn.checkpoints import load_checkpoint, write_json_atomically
