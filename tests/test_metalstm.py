@@ -225,6 +225,32 @@ def test_deterministic_and_adaptation_changes_the_scores():
         assert not torch.allclose(method(episode), runs[0])
 
 
+def test_the_records_replay_the_updates_and_leave_them_unchanged():
+    """θ_T rebuilt from θ_0 and the recorded gates and gradients, one update at a time,
+    θ_t = f_t θ_{t-1} - i_t ∇_t, is the adapted learner; recording changes nothing; the loss
+    recorded first is the learner's support loss at θ_0, computed here from scratch."""
+    torch.manual_seed(3)
+    method = _tiny(inner_steps=3).eval()
+    episode = _episode()
+    params = dict(method.network.named_parameters())
+    record: list = []
+    with torch.no_grad():
+        adapted = method.adapt(params, episode.support_x[0], episode.support_y[0], record=record)
+        plain = method.adapt(params, episode.support_x[0], episode.support_y[0])
+    assert len(record) == 3 and all(torch.equal(adapted[n], plain[n]) for n in params)
+    for name in params:
+        theta = params[name].detach()
+        for update in record:
+            assert ((update.forget[name] > 0) & (update.forget[name] < 1)).all()
+            theta = update.forget[name] * theta - update.input_gate[name] * update.grad[name]
+        torch.testing.assert_close(theta, adapted[name], rtol=0, atol=1e-12)
+    with torch.no_grad():
+        logits = method.query_forward(method.network, params, episode.support_x[0],
+                                      episode.support_x[0])
+    first_loss = F.cross_entropy(logits, episode.support_y[0]).item()
+    assert record[0].loss == pytest.approx(first_loss, rel=1e-12)
+
+
 def test_a_few_adam_steps_lower_the_query_loss(omniglot_small):
     torch.manual_seed(0)
     method = MetaLSTM(n_way=5, hidden_channels=8, blocks=2, inner_steps=3, max_grad_norm=None)

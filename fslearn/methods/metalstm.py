@@ -89,6 +89,7 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -98,8 +99,8 @@ from fslearn.data.episodes import Episode
 from fslearn.methods.inner_loop import InnerLoopMethod, Params
 from fslearn.methods.options import Option
 
-__all__ = ["LSTMOptimiser", "MetaLSTM", "OptimiserState", "flatten_params", "preprocess",
-           "unflatten_params"]
+__all__ = ["LSTMOptimiser", "MetaLSTM", "OptimiserState", "UpdateRecord", "flatten_params",
+           "preprocess", "unflatten_params"]
 
 #: Andrychowicz et al.'s preprocessing constant (both codes use 10)
 PREPROCESS_P = 10.0
@@ -131,6 +132,18 @@ def unflatten_params(flat: Tensor, like: Params, names: list[str]) -> Params:
     sizes = [like[name].numel() for name in names]
     return {name: piece.view_as(like[name])
             for name, piece in zip(names, torch.split(flat, sizes), strict=True)}
+
+
+class UpdateRecord(NamedTuple):
+    r"""One update of :meth:`MetaLSTM.adapt`, for looking inside the learned optimiser: the
+    learner's support loss :math:`\mathcal{L}_t` before the update, and per parameter tensor
+    (shaped as it) the forget gate :math:`f_t`, the input gate :math:`i_t` (the step size)
+    and the gradient :math:`\nabla_t` it read."""
+
+    loss: float
+    forget: Params
+    input_gate: Params
+    grad: Params
 
 
 class LSTMOptimiser(nn.Module):
@@ -264,11 +277,13 @@ class MetaLSTM(InnerLoopMethod):
                 (order[torch.arange(s * batch, (s + 1) * batch, device=order.device) % n_support]
                  for s in range(steps))]
 
-    def adapt(self, params: Params, support_x: Tensor, support_y: Tensor) -> Params:
+    def adapt(self, params: Params, support_x: Tensor, support_y: Tensor,
+              record: list[UpdateRecord] | None = None) -> Params:
         r""":math:`\theta_T`: the learner's parameters after the Meta-LSTM's updates on one
         task's support set (``support_x: [n_way*k_shot, C, H, W]``), starting from
         :math:`\theta_0` = ``params``; differentiable in :math:`\theta_0` and the LSTM's weights,
-        never through the learner's gradients (first order)."""
+        never through the learner's gradients (first order). With ``record``, one
+        :class:`UpdateRecord` per update is appended to it (what the optimiser saw and did)."""
         steps = self.training_inner_steps if self.training else self.test_inner_steps
         names = list(params)
         theta = flatten_params(params, names)
@@ -282,6 +297,13 @@ class MetaLSTM(InnerLoopMethod):
             # at a detached copy: the gradient and loss are constants for the meta-gradient
             grad, loss = grad_and_value(support_loss)(theta.detach(), x, y)
             theta, state = self.optimiser(theta, grad, loss, state)
+            if record is not None:
+                _, forget, input_ = state
+                record.append(UpdateRecord(
+                    loss.item(),
+                    unflatten_params(torch.sigmoid(forget).detach(), params, names),
+                    unflatten_params(torch.sigmoid(input_).detach(), params, names),
+                    unflatten_params(grad, params, names)))
         return unflatten_params(theta, params, names)
 
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
