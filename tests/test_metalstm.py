@@ -96,6 +96,20 @@ def _hand_step(lstm: LSTMOptimiser, theta: list[float], grad: list[float], loss:
     return new_theta, new_state
 
 
+def test_the_first_layer_is_pytorchs_lstm_cell_with_coordinates_last():
+    torch.manual_seed(1)
+    lstm = LSTMOptimiser(hidden_size=3).double()
+    with torch.no_grad():
+        for weight in lstm.parameters():
+            weight.uniform_(-1, 1)
+    inputs = torch.randn(4, 7, dtype=torch.float64)
+    h, c = torch.randn(3, 7, dtype=torch.float64), torch.randn(3, 7, dtype=torch.float64)
+    ours = lstm.first_layer(inputs, (h, c))
+    theirs = lstm.lstm(inputs.T, (h.T, c.T))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b.T, rtol=0, atol=1e-14)
+
+
 def test_two_updates_of_a_three_parameter_learner_by_hand():
     torch.manual_seed(0)
     lstm = LSTMOptimiser(hidden_size=2).double()

@@ -106,7 +106,8 @@ __all__ = ["LSTMOptimiser", "MetaLSTM", "OptimiserState", "UpdateRecord", "flatt
 PREPROCESS_P = 10.0
 
 #: (first layer's (h, c), previous forget and input pre-activations), each per coordinate:
-#: ``([P, hidden], [P, hidden]), [P], [P]``; None before the first step
+#: ``([hidden, P], [hidden, P]), [P], [P]`` (the first layer's states coordinate-last, see
+#: :meth:`LSTMOptimiser.first_layer`); None before the first step
 OptimiserState = tuple[tuple[Tensor, Tensor], Tensor, Tensor]
 
 
@@ -174,8 +175,24 @@ class LSTMOptimiser(nn.Module):
 
     def initial_state(self, coordinates: int, like: Tensor) -> OptimiserState:
         """Zero states for ``coordinates`` cells, of ``like``'s dtype and device."""
-        zeros = like.new_zeros(coordinates, self.hidden_size)
+        zeros = like.new_zeros(self.hidden_size, coordinates)
         return (zeros, zeros), like.new_zeros(coordinates), like.new_zeros(coordinates)
+
+    def first_layer(self, inputs: Tensor, hidden: tuple[Tensor, Tensor]
+                    ) -> tuple[Tensor, Tensor]:
+        """``self.lstm`` (PyTorch's :class:`~torch.nn.LSTMCell`, whose weights it uses) on
+        ``inputs: [4, P]`` and ``hidden: ([hidden, P], [hidden, P])``, coordinates last: each
+        gate is then a contiguous block of rows, which makes the cell about three times faster
+        on a CPU than ``LSTMCell`` on ``[P, 4]`` (its gates are strided column blocks there)."""
+        h, c = hidden
+        # [4 * hidden, 4 + hidden]
+        weights = torch.cat([self.lstm.weight_ih, self.lstm.weight_hh], dim=1)
+        bias = (self.lstm.bias_ih + self.lstm.bias_hh)[:, None]
+        # PyTorch's row order: the input, forget, cell and output gates
+        in_gate, forget_gate, cell_gate, out_gate = torch.addmm(
+            bias, weights, torch.cat([inputs, h], dim=0)).chunk(4, dim=0)
+        c = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
+        return torch.sigmoid(out_gate) * torch.tanh(c), c
 
     def forward(self, theta: Tensor, grad: Tensor, loss: Tensor,
                 state: OptimiserState | None = None) -> tuple[Tensor, OptimiserState]:
@@ -195,13 +212,15 @@ class LSTMOptimiser(nn.Module):
         if state is None:
             state = self.initial_state(coordinates, theta)
         hidden, forget_prev, input_prev = state
-        inputs = torch.cat([preprocess(loss.reshape(1)).expand(coordinates, 2),
-                            preprocess(grad)], dim=1)  # [P, 4]: the authors' order
-        h, c = self.lstm(inputs, hidden)
-        forget = (torch.cat([h, theta[:, None], forget_prev[:, None]], dim=1)
-                  @ self.forget_weight + self.forget_bias)
-        input_ = (torch.cat([h, theta[:, None], input_prev[:, None]], dim=1)
-                  @ self.input_weight + self.input_bias)
+        inputs = torch.cat([preprocess(loss.reshape(1)).reshape(2, 1).expand(2, coordinates),
+                            preprocess(grad).T], dim=0)  # [4, P]: the authors' order
+        h, c = self.first_layer(inputs, hidden)
+        n = self.hidden_size
+        # W [h_t, theta_{t-1}, previous pre-activation] + b, with h_t coordinate-last
+        forget = (self.forget_weight[:n] @ h + self.forget_weight[n] * theta
+                  + self.forget_weight[n + 1] * forget_prev + self.forget_bias)
+        input_ = (self.input_weight[:n] @ h + self.input_weight[n] * theta
+                  + self.input_weight[n + 1] * input_prev + self.input_bias)
         new_theta = torch.sigmoid(forget) * theta - torch.sigmoid(input_) * grad
         return new_theta, ((h, c), forget, input_)
 
