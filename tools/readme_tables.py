@@ -73,19 +73,25 @@ def _paper(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _four_settings_row(name: str, hours: bool = False) -> list[str]:
+    """A checkpoint's row in the four settings: name, training time (minutes, or hours), the
+    four test figures and the paper's, '/'-separated."""
+    record, results = _load(name)
+    by_setting = _by_setting(results)
+    papers = [_paper(by_setting.get(s, {}).get("paper_accuracy")) for s in SETTINGS]
+    seconds = record["training_seconds"]
+    training = f"{seconds / 3600:.1f} h" if hours else f"{seconds / 60:.0f} min"
+    return [f"`{name}`", training, *[_percent(by_setting.get(s)) for s in SETTINGS],
+            " / ".join(papers)]
+
+
 def metric_table() -> str:
     """Chapters 3-4: the transfer baselines and metric methods in the four settings (the graph
     network, one model per N, in its two 5-way ones)."""
-    rows = []
-    for name in ("baseline-omniglot", "baselinepp-omniglot", "siamese-omniglot",
-                 "matchingnet-omniglot", "relationnet-omniglot", "gnn-omniglot-5way"):
-        record, results = _load(name)
-        by_setting = _by_setting(results)
-        papers = [_paper(by_setting.get(s, {}).get("paper_accuracy")) for s in SETTINGS]
-        rows.append([f"`{name}`", f"{record['training_seconds'] / 60:.0f} min",
-                     *[_percent(by_setting.get(s)) for s in SETTINGS], " / ".join(papers)])
+    names = ("baseline-omniglot", "baselinepp-omniglot", "siamese-omniglot",
+             "matchingnet-omniglot", "relationnet-omniglot", "gnn-omniglot-5way")
     return _table(["checkpoint", "training", "5-way 1-shot", "5-way 5-shot", "20-way 1-shot",
-                   "20-way 5-shot", "paper"], rows)
+                   "20-way 5-shot", "paper"], [_four_settings_row(name) for name in names])
 
 
 def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
@@ -167,13 +173,9 @@ def semi_supervised_table() -> str:
 
 def self_supervised_table() -> str:
     """Chapter 7.3: the shipped self-supervised ProtoCLR in the four settings."""
-    record, results = _load("protoclr-omniglot")
-    by_setting = _by_setting(results)
-    papers = [_paper(by_setting.get(s, {}).get("paper_accuracy")) for s in SETTINGS]
     return _table(["checkpoint", "training", "5-way 1-shot", "5-way 5-shot", "20-way 1-shot",
                    "20-way 5-shot", "ProtoTransfer"],
-                  [["`protoclr-omniglot`", f"{record['training_seconds'] / 3600:.1f} h",
-                    *[_percent(by_setting.get(s)) for s in SETTINGS], " / ".join(papers)]])
+                  [_four_settings_row("protoclr-omniglot", hours=True)])
 
 
 def _benchmark(name: str) -> dict[str, Any]:
