@@ -33,6 +33,7 @@ SHIPPED = {
     "mann-omniglot": (16, {"per_class": 10, "labels": "one_hot"}),
     "matchingnet-omniglot": (1, {}),
     "matchingnet-omniglot-lake": (1, {}),
+    "metalstm-omniglot-5way": (1, {}),
     "metasgd-omniglot-5way": (32, {}),
     "pretrained-sinusoid": (25, {}),
     "protoclr-omniglot": (1, {"augment_support": False}),

@@ -113,10 +113,10 @@ def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
 
 
 def maml_5way_table() -> str:
-    """Chapter 5: the 5-way inner-loop checkpoints."""
+    """Chapter 5: the 5-way inner-loop checkpoints (the Meta-LSTM's inner loop is learned)."""
     return _inner_loop_table(("maml-omniglot-5way", "fomaml-omniglot-5way",
                               "metasgd-omniglot-5way", "anil-omniglot-5way",
-                              "reptile-omniglot-5way"), 5)
+                              "reptile-omniglot-5way", "metalstm-omniglot-5way"), 5)
 
 
 def maml_20way_table() -> str:
