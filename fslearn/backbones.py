@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Conv4", "OffsetBatchNorm2d", "SamePadConv2d", "StridedConv4", "TaskBatchNorm2d",
-           "batch_statistics", "channels_last", "conv_block"]
+           "TaskRunningStatistics", "batch_statistics", "channels_last", "conv_block",
+           "task_running_statistics"]
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -114,7 +118,9 @@ class TaskBatchNorm2d(nn.Module):
 
     What MAML's reference code does at training and at test time alike (transductive batch
     norm): each task's images are normalised by their own mean and variance. It keeps no state
-    outside its parameters, so it can be run with ``torch.func.vmap`` over tasks.
+    outside its parameters, so it can be run with ``torch.func.vmap`` over tasks. (Within
+    :func:`task_running_statistics` it keeps one task's running averages instead, on the loop
+    engine only.)
 
     Under ``vmap`` the affine part is applied outside ``F.batch_norm``:
     ``F.batch_norm(x, None, None, weight, bias, training=True)`` gives wrong second-order
@@ -126,6 +132,8 @@ class TaskBatchNorm2d(nn.Module):
 
     Attributes:
         fuse_affine: apply the weight and bias inside ``F.batch_norm`` (not under ``vmap``).
+        running: one task's running averages, while :func:`task_running_statistics` is active
+            (None: the batch's own statistics).
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -134,13 +142,78 @@ class TaskBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
         self.fuse_affine = True
+        self.running: TaskRunningStatistics | None = None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.running is not None:
+            return self.running.normalise(x, self.weight, self.bias, self.eps)
         if self.fuse_affine:
             return F.batch_norm(x, None, None, self.weight, self.bias, training=True,
                                 eps=self.eps)
         normalised = F.batch_norm(x, None, None, training=True, eps=self.eps)
         return normalised * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+@dataclass
+class TaskRunningStatistics:
+    """One task's running averages of a :class:`TaskBatchNorm2d`'s statistics, kept as
+    :class:`torch.nn.BatchNorm2d` keeps them: from mean 0 and variance 1, each batch's mean and
+    unbiased variance averaged in with weight ``momentum``.
+
+    Attributes:
+        mean, var: ``[channels]`` the averages so far.
+        momentum: the weight of each new batch.
+        collecting: True: each batch is normalised by its own statistics, which update the
+            averages; False: every batch is normalised by the averages, which stay as they are.
+    """
+
+    mean: Tensor
+    var: Tensor
+    momentum: float
+    collecting: bool = True
+
+    def normalise(self, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+        """``x: [batch, C, H, W]`` normalised, scaled by ``weight`` and shifted by ``bias``."""
+        return F.batch_norm(x, self.mean, self.var, weight, bias, training=self.collecting,
+                            momentum=self.momentum, eps=eps)
+
+
+@contextmanager
+def task_running_statistics(network: nn.Module, momentum: float = 0.1
+                            ) -> Iterator[Callable[[], None]]:
+    """Within the ``with`` block, every :class:`TaskBatchNorm2d` of ``network`` keeps running
+    averages of the batches it normalises (fresh ones: mean 0, variance 1); the function it
+    yields stops the collecting, after which those averages normalise every batch. Leaving the
+    block drops them: nothing is kept for the next task.
+
+    What Ravi and Larochelle's code does at meta-test: the support mini-batches feed the running
+    averages (reset for every task) and the queries are scored with them, each on its own.
+
+    Raises:
+        ValueError: ``network`` has no :class:`TaskBatchNorm2d`, or ``momentum`` is not in
+            (0, 1].
+    """
+    if not 0 < momentum <= 1:
+        raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
+    layers = [m for m in network.modules() if isinstance(m, TaskBatchNorm2d)]
+    if not layers:
+        raise ValueError(f"{type(network).__name__} has no TaskBatchNorm2d to keep running "
+                         "averages in")
+    for layer in layers:
+        layer.running = TaskRunningStatistics(layer.weight.detach().new_zeros(layer.weight.shape),
+                                              layer.weight.detach().new_ones(layer.weight.shape),
+                                              momentum)
+
+    def stop_collecting() -> None:
+        for layer in layers:
+            assert layer.running is not None
+            layer.running.collecting = False
+
+    try:
+        yield stop_collecting
+    finally:
+        for layer in layers:
+            layer.running = None
 
 
 class OffsetBatchNorm2d(nn.Module):

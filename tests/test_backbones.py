@@ -9,7 +9,13 @@ import copy
 import pytest
 import torch
 
-from fslearn.backbones import Conv4, batch_statistics, channels_last
+from fslearn.backbones import (
+    Conv4,
+    TaskBatchNorm2d,
+    batch_statistics,
+    channels_last,
+    task_running_statistics,
+)
 from fslearn.methods.inner_loop import maml_network
 
 
@@ -57,3 +63,44 @@ def test_batch_statistics_stay_in_the_default_layout_and_accurate(which):
     with torch.no_grad():
         single, double = network(x), copy.deepcopy(network).double()(x.double())
     assert (single.double() - double).abs().max() <= 1e-5 * double.abs().max()
+
+
+def test_task_running_statistics_average_each_batch_in_then_normalise_with_them():
+    """Within the block, each batch is normalised by its own statistics and averaged in, as
+    torch's BatchNorm2d with momentum 0.1 does from mean 0 and variance 1 (computed here by
+    hand); after stop_collecting the averages normalise every batch; after the block, nothing
+    is kept."""
+    torch.manual_seed(0)
+    norm = TaskBatchNorm2d(3).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1, 1)
+    batches = [torch.randn(4, 3, 2, 2, dtype=torch.float64) * (i + 1) + i for i in range(3)]
+    mean, var = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    for x in batches:
+        mean = 0.9 * mean + 0.1 * x.mean((0, 2, 3))
+        var = 0.9 * var + 0.1 * x.var((0, 2, 3), unbiased=True)
+    query = torch.randn(1, 3, 2, 2, dtype=torch.float64)
+    by_hand = ((query - mean[:, None, None]) / (var[:, None, None] + norm.eps).sqrt()
+               * norm.weight[:, None, None] + norm.bias[:, None, None])
+    with task_running_statistics(norm) as stop_collecting:
+        for x in batches:
+            torch.testing.assert_close(norm(x), TaskBatchNorm2d.forward(
+                _without_running(norm), x), rtol=0, atol=1e-12)
+        stop_collecting()
+        torch.testing.assert_close(norm(query), by_hand, rtol=0, atol=1e-12)
+        torch.testing.assert_close(norm.running.mean, mean, rtol=0, atol=1e-12)
+    assert norm.running is None
+    with (pytest.raises(ValueError, match="momentum must be in"),
+          task_running_statistics(norm, momentum=0.0)):
+        pass
+    with (pytest.raises(ValueError, match="has no TaskBatchNorm2d"),
+          task_running_statistics(torch.nn.Linear(2, 2))):
+        pass
+
+
+def _without_running(norm: TaskBatchNorm2d) -> TaskBatchNorm2d:
+    """A copy of ``norm`` normalising with each batch's own statistics."""
+    plain = copy.copy(norm)
+    plain.running = None
+    return plain

@@ -3,6 +3,7 @@ reduction to SGD, its first-order meta-gradient, and its training, checkpoints a
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -10,13 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import train_interrupted_and_straight
+from torch import Tensor, nn
+from torch.func import functional_call
 
+from fslearn.backbones import TaskBatchNorm2d
 from fslearn.checkpoints import load_checkpoint, save_checkpoint
 from fslearn.cli import main
 from fslearn.data.episodes import Episode, EpisodeSampler
 from fslearn.methods import METHODS, MetaLSTM
 from fslearn.methods.inner_loop import inner_loop
-from fslearn.methods.metalstm import LSTMOptimiser, flatten_params, preprocess
+from fslearn.methods.metalstm import LSTMOptimiser, flatten_params, preprocess, unflatten_params
 from fslearn.training_config import TrainingConfig
 
 
@@ -263,6 +267,75 @@ def test_the_records_replay_the_updates_and_leave_them_unchanged():
                                       episode.support_x[0])
     first_loss = F.cross_entropy(logits, episode.support_y[0]).item()
     assert record[0].loss == pytest.approx(first_loss, rel=1e-12)
+
+
+def _with_torch_batch_norm(network: nn.Module) -> nn.Module:
+    """A copy of ``network`` whose TaskBatchNorm2d layers are torch's stateful BatchNorm2d
+    (momentum 0.1, fresh running averages), with the same weights."""
+    reference = copy.deepcopy(network)
+    for parent in list(reference.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, TaskBatchNorm2d):
+                norm = nn.BatchNorm2d(child.weight.numel(), eps=child.eps, momentum=0.1).double()
+                norm.weight, norm.bias = child.weight, child.bias
+                setattr(parent, name, norm)
+    return reference
+
+
+def test_the_authors_batch_norm_averages_the_support_batches_and_scores_queries_alone(
+        monkeypatch):
+    """running_batch_norm: torch's BatchNorm2d, reset for the task, run in training mode on
+    each support mini-batch at the θ_{t-1} the LSTM reads, then in eval mode on the queries
+    at θ_T, gives the same logits. The updates are unchanged, each query is scored on its own
+    (one at a time, the same logits), nothing carries over to the next task, and training
+    ignores the flag."""
+    torch.manual_seed(4)
+    method = _tiny(blocks=2, inner_steps=3, inner_batch=2).eval()
+    episode = _episode(k_shot=2, tasks=2)
+    params = dict(method.network.named_parameters())
+    support_x, support_y, query_x = episode.support_x[0], episode.support_y[0], episode.query_x[0]
+    thetas: list[Tensor] = []
+    forward = method.optimiser.forward
+
+    def read_theta(theta: Tensor, *args: object) -> tuple:
+        thetas.append(theta.detach().clone())
+        return forward(theta, *args)
+
+    monkeypatch.setattr(method.optimiser, "forward", read_theta)
+    method.running_batch_norm = True
+    with torch.no_grad():
+        logits = method(episode)
+        one_at_a_time = torch.cat([method(_task(episode, 0, query))[0] for query in range(6)])
+        second_alone = method(_task(episode, 1))[0]
+    reference = _with_torch_batch_norm(method.network).train()
+    names = list(params)
+    with torch.no_grad():
+        for theta, (x, _) in zip(thetas[:3], method.support_batches(support_x, support_y, 3),
+                                 strict=True):  # the first task's three updates
+            functional_call(reference, unflatten_params(theta, params, names), (x,))
+        method.running_batch_norm = False
+        adapted = method.adapt(params, support_x, support_y)  # the same updates
+        expected = functional_call(reference.eval(), adapted, (query_x,))
+        transductive = method(episode)
+    torch.testing.assert_close(logits[0], expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(one_at_a_time, logits[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(second_alone, logits[1], rtol=0, atol=1e-12)
+    assert not torch.allclose(transductive[0], logits[0])
+    assert all(m.running is None for m in method.modules() if isinstance(m, TaskBatchNorm2d))
+    method.train()
+    training_logits = method(episode)
+    method.running_batch_norm = True
+    torch.testing.assert_close(method(episode), training_logits, rtol=0, atol=0)
+
+
+def _task(episode: Episode, task: int, query: int | None = None) -> Episode:
+    """Task ``task`` of ``episode`` alone, with all its queries or query ``query`` only."""
+    rows = slice(None) if query is None else slice(query, query + 1)
+    return Episode(support_x=episode.support_x[task:task + 1],
+                   support_y=episode.support_y[task:task + 1],
+                   query_x=episode.query_x[task:task + 1, rows],
+                   query_y=episode.query_y[task:task + 1, rows],
+                   classes=episode.classes[task:task + 1], n_way=episode.n_way)
 
 
 def test_a_few_adam_steps_lower_the_query_loss(omniglot_small):

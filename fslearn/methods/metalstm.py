@@ -67,9 +67,15 @@ PyTorch reimplementation markdtw/meta-learning-lstm-pytorch; fslearn's choices:
   (each mini-batch's own statistics, support and query). At meta-test they score the queries
   with running averages collected over that task's support mini-batches, reset for every task
   (``learner.reset()``), never statistics carried across tasks. fslearn uses each batch's
-  statistics at training and test (:class:`~fslearn.backbones.TaskBatchNorm2d`, as its MAML):
-  the queries of a test task together (``transductive``, the default) or each query with the
-  support images alone (``transductive = False``); neither keeps anything across tasks.
+  statistics at training, and by default at test too (:class:`~fslearn.backbones.TaskBatchNorm2d`,
+  as its MAML): the queries of a test task together (``transductive``, the default) or each
+  query with the support images alone (``transductive = False``). ``running_batch_norm = True``
+  tests as the authors do: every support mini-batch's forward (at :math:`\theta_{t-1}`, the one
+  that gives the LSTM its gradient) averages its statistics in, with torch's and Torch7's
+  momentum 0.1 from mean 0 and variance 1 (their ``reset``), and each query is normalised with
+  the averages (:func:`~fslearn.backbones.task_running_statistics`). After 15 updates a fifth
+  of those averages (:math:`0.9^{15} = 0.21`) is still the reset's 0 and 1; the authors' code
+  does the same. No mode keeps anything across tasks.
 * **The learner.** The authors' (``model/imagenet-net.lua``, used by their Omniglot configs too)
   is a Conv4 of 32 filters with batch norm of epsilon 1e-3. fslearn's is the Conv4 of its MAML
   (:func:`~fslearn.methods.inner_loop.maml_network`: 64 filters, epsilon 1e-5), so that the two
@@ -95,6 +101,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value
 
+from fslearn.backbones import task_running_statistics
 from fslearn.data.episodes import Episode
 from fslearn.methods.inner_loop import InnerLoopMethod, Params
 from fslearn.methods.options import Option
@@ -104,6 +111,9 @@ __all__ = ["LSTMOptimiser", "MetaLSTM", "OptimiserState", "UpdateRecord", "flatt
 
 #: Andrychowicz et al.'s preprocessing constant (both codes use 10)
 PREPROCESS_P = 10.0
+#: the weight of each support mini-batch in the running averages of ``running_batch_norm``
+#: (Torch7's ``SpatialBatchNormalization`` default, which the authors' learner keeps)
+BATCH_NORM_MOMENTUM = 0.1
 
 #: (first layer's (h, c), previous forget and input pre-activations), each per coordinate:
 #: ``([hidden, P], [hidden, P]), [P], [P]`` (the first layer's states coordinate-last, see
@@ -278,6 +288,10 @@ class MetaLSTM(InnerLoopMethod):
                              f"{max_grad_norm!r}")
         self.optimiser = LSTMOptimiser(hidden_size)
         self.inner_batch, self.max_grad_norm = inner_batch, max_grad_norm
+        #: at evaluation, normalise each query with running averages of the support
+        #: mini-batches' statistics (the authors' meta-test); False: each batch's own
+        #: (``transductive`` then says which batch). Training is unchanged.
+        self.running_batch_norm = False
         self.hparams = {"n_way": n_way, "in_channels": in_channels, "inner_steps": inner_steps,
                         "test_inner_steps": test_inner_steps, "inner_batch": inner_batch,
                         "image_size": image_size, "hidden_channels": hidden_channels,
@@ -329,9 +343,15 @@ class MetaLSTM(InnerLoopMethod):
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         """One task's query logits ``[n_query_total, n_way]`` with the adapted learner
-        (``step_sizes`` is unused: the LSTM chooses the steps)."""
-        return self.query_forward(self.network, self.adapt(params, support_x, support_y),
-                                  support_x, query_x)
+        (``step_sizes`` is unused: the LSTM chooses the steps); batch norm as
+        :attr:`running_batch_norm` says."""
+        if self.training or not self.running_batch_norm:
+            return self.query_forward(self.network, self.adapt(params, support_x, support_y),
+                                      support_x, query_x)
+        with task_running_statistics(self.network, BATCH_NORM_MOMENTUM) as stop_collecting:
+            adapted = self.adapt(params, support_x, support_y)
+            stop_collecting()
+            return functional_call(self.network, adapted, (query_x,))
 
     def training_step(self, episode: Episode) -> tuple[Tensor, Tensor]:
         """The family's per-task back-propagation, then the authors' clipping of the step's
