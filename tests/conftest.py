@@ -118,3 +118,46 @@ def train_interrupted_and_straight(make_method: Callable[[int], Any], data: Any,
     assert resumed.best_val_accuracy == straight.best_val_accuracy
     assert resumed.episodes == straight.episodes == config.episodes
     return straight, resumed
+
+
+def shipped_training_record(name: str, method_name: str) -> tuple[Path, dict]:
+    """The shipped checkpoint ``name``'s folder and record, after what every shipped training
+    run must show: a ``method_name`` trained by ``fslearn train method_name``, kept at a
+    validation step (chosen on validation), with its provenance and at least five validations
+    in its history."""
+    import json
+
+    from fslearn.checkpoints import load_checkpoint, shipped_checkpoints
+
+    folder = shipped_checkpoints()[name]
+    method, record = load_checkpoint(folder)
+    assert method.name == method_name
+    assert record["command"].startswith(f"fslearn train {method_name} ")
+    config = record["config"]
+    assert config["val_every"] > 0 and record["episode"] % config["val_every"] == 0
+    assert {"seed", "hardware", "training_seconds", "device"} <= set(record)
+    history = json.loads((folder / "history.json").read_text())
+    assert sum("val_accuracy" in h for h in history) >= 5
+    return folder, record
+
+
+def shipped_figures_reproduced(name: str, settings: set[tuple[int, int]], episodes: int,
+                               tolerance: float) -> dict[tuple[int, int], dict]:
+    """The stored test figures of the shipped ``name`` by (n_way, k_shot), after checking that
+    they are its ``settings`` over 1000 episodes each and that the first ``episodes`` 5-way
+    1-shot test episodes, evaluated again, agree with the stored mean within ``tolerance``."""
+    import json
+
+    from fslearn.checkpoints import load_checkpoint, shipped_checkpoints
+    from fslearn.evaluation import evaluate
+
+    folder = shipped_checkpoints()[name]
+    method, _ = load_checkpoint(folder)
+    stored = json.loads((folder / "results.json").read_text())
+    rows = {(r["n_way"], r["k_shot"]): r for r in stored["results"]}
+    assert set(rows) == settings
+    assert all(r["episodes"] == 1000 for r in rows.values())
+    again = evaluate(method, load_omniglot("test", protocol="vinyals"), 5, 1, n_query=15,
+                     episodes=episodes, seed=0)
+    assert abs(again.accuracy - rows[(5, 1)]["accuracy"]) < tolerance
+    return rows
