@@ -12,8 +12,8 @@
    tested as their reference code does (transductive: the queries are normalised with the
    statistics of the whole query set) and with each query scored beside the support images alone
    (`transductive = False`, Nichol et al.'s non-transductive setting), 5-way 1- and 5-shot.
-   The shipped `metalstm-omniglot-5way` in both, and a third way, its authors' (chapter 5):
-   each query normalised with running averages of the support mini-batches' statistics
+   The shipped `metalstm-omniglot-5way` transductive and its authors' way (chapter 5): each
+   query normalised with running averages of the support mini-batches' statistics
    (`running_batch_norm = True`).
 
 Every figure is over the same 1,000 test episodes (15 queries per class), at one thread; the
@@ -37,11 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "book" / "data" / "transductive.json"
 EPISODES = 1000
 BATCH_NORM_MODELS = ("reptile-omniglot-5way", "maml-omniglot-5way", "metalstm-omniglot-5way")
-#: the third way to test, for the models that have it (``running_batch_norm``)
+#: the Meta-LSTM's authors' way to test (``running_batch_norm``)
 RUNNING = "running averages of the support set"
-BATCH_NORM_KINDS = {name: ("transductive", "non-transductive")
-                    + ((RUNNING,) if name.startswith("metalstm") else ())
-                    for name in BATCH_NORM_MODELS}
+BATCH_NORM_KINDS = {name: ("transductive", RUNNING) if name.startswith("metalstm")
+                    else ("transductive", "non-transductive") for name in BATCH_NORM_MODELS}
 #: every group the script measures, in order
 GROUP_LABELS = ("protonet-omniglot", "protonet-omniglot, queries refine the prototypes",
                 *(f"{name}, {kind}" for name in BATCH_NORM_MODELS
