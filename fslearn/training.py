@@ -340,6 +340,8 @@ class _Run:
                 result = validation(self.method)
             self.method.train()
             entry.update(val_accuracy=result.accuracy, val_ci95=result.ci95)
+            if isinstance(result, SequenceResult):  # papers report sequences by presentation
+                entry["val_by_presentation"] = result.by_presentation
             best = state["best_val_accuracy"]
             if best is None or result.accuracy > best:
                 state["best_val_accuracy"] = result.accuracy

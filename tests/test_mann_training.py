@@ -78,6 +78,24 @@ def test_an_interrupted_run_resumes_to_the_same_weights(name, tmp_path):
     assert len(best["metrics"]["val"]["by_presentation"]) == 4
 
 
+def test_the_history_keeps_validation_by_presentation(tmp_path):
+    """Each validation entry holds the accuracy on each presentation (the papers' figures), the
+    same as evaluating the saved model on the validation episodes; its mean is the overall
+    accuracy (every presentation is one step of each of the n_way classes)."""
+    tasks, val = _tasks(), _tasks(classes=6).dataset
+    config = TrainingConfig(episodes=3, **SMALL)
+    state = train(_model("mann", tasks), tasks, config, tmp_path, val_data=val,
+                  progress=False, device="cpu")
+    entry = state.history[-1]
+    assert len(entry["val_by_presentation"]) == SMALL["per_class"]
+    assert sum(entry["val_by_presentation"]) / SMALL["per_class"] == pytest.approx(
+        entry["val_accuracy"])
+    model, _ = load_checkpoint(tmp_path / "last")
+    again = evaluate_sequences(model, tasks.with_dataset(val), 3, SMALL["per_class"], "one_hot",
+                               SMALL["val_episodes"], seed=config.seed, device="cpu")
+    assert again.by_presentation == pytest.approx(entry["val_by_presentation"], abs=1e-9)
+
+
 def test_resuming_with_other_sequence_episodes_is_refused(tmp_path):
     tasks = _tasks()
     config = TrainingConfig(episodes=2, **{**SMALL, "val_every": 0})
