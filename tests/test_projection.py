@@ -3,13 +3,17 @@ made from known parameters, and its inverse against hand-computed steps."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fslearn.checkpoints import shipped_checkpoints
 from fslearn.projection import LearningCurveFit, fit_learning_curve
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _curve(floor: float, scale: float, exponent: float, steps) -> list[float]:
@@ -77,3 +81,57 @@ def test_a_shipped_validation_curve_fits():
     fit = fit_learning_curve(*zip(*points, strict=True))
     assert fit.rms < 0.01
     assert fit.ceiling > max(a for _, a in points)
+
+
+def _projection_tool():
+    spec = importlib.util.spec_from_file_location("projection_tool",
+                                                  ROOT / "tools" / "projection.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sequence_checkpoint(folder, history: list[dict]):
+    """A shipped-like folder of a 5-way sequence model whose paper reports presentations 1, 2
+    and 10; one thread, 0.2 s a step."""
+    folder.mkdir()
+    record = {"config": {"val_way": 5, "n_way": 5}, "hardware": "Some CPU, 1 thread",
+              "training_seconds": 0.2 * history[-1]["episode"], "episode": history[-1]["episode"]}
+    report = {"n_way": 5, "per_class": 10, "results": [
+        {"presentation": k, "accuracy": 0.9, "paper_accuracy": paper}
+        for k, paper in ((1, 0.364), (2, 0.828), (5, None), (10, 0.981))]}
+    for name, content in (("checkpoint.json", record), ("history.json", history),
+                          ("results.json", report)):
+        (folder / name).write_text(json.dumps(content))
+    return folder
+
+
+def test_a_sequence_model_is_projected_at_its_papers_last_presentation(tmp_path):
+    """The 10th presentation's curve is fitted, not the accuracy over all steps; the steps to
+    the paper's 98.1% come out of the known curve by hand: 0.5 * t**-0.5 = 1 - 0.981 - 0.01."""
+    steps = [2500 * i for i in range(1, 11)]
+    tenth = _curve(0.01, 0.5, 0.5, steps)
+    history = [{"episode": t, "val_accuracy": a - 0.2,
+                "val_by_presentation": [0.3] + [a - 0.01] * 8 + [a]}
+               for t, a in zip(steps, tenth, strict=True)]
+    row = _projection_tool().project("mann-x", _sequence_checkpoint(tmp_path / "x", history))
+    assert row["setting"] == [5, "presentation 10"] and row["paper_accuracy"] == 0.981
+    assert row["best_validation"] == pytest.approx(max(tenth))
+    assert row["steps_to_paper"] == pytest.approx((0.5 / (1 - 0.981 - 0.01)) ** 2, rel=0.02)
+    assert row["core_hours_to_paper"] == pytest.approx(row["steps_to_paper"] * 0.2 / 3600)
+
+
+def test_a_sequence_history_without_presentations_is_not_projected(tmp_path):
+    history = [{"episode": 2500 * i, "val_accuracy": 0.8 + 0.01 * i} for i in range(1, 11)]
+    assert _projection_tool().project("mann-x", _sequence_checkpoint(tmp_path / "x",
+                                                                     history)) is None
+
+
+def test_the_books_projections_are_the_shipped_histories():
+    """book/data/projections.json is what tools/projection.py computes from the shipped files."""
+    tool = _projection_tool()
+    computed = [row for name, folder in shipped_checkpoints().items()
+                if (row := tool.project(name, folder)) is not None]
+    stored = json.loads((ROOT / "book" / "data" / "projections.json").read_text())
+    assert json.loads(json.dumps(computed)) == stored["projections"]

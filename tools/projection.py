@@ -27,6 +27,29 @@ MIN_POINTS = 5
 MAX_FACTOR = 1000
 
 
+def _curve_and_paper(record: dict, history: list[dict], report: dict
+                     ) -> tuple[list, list[tuple[int, float]], float | None]:
+    """The validation setting, its curve and the paper's figure in it. A sequence model (MANN)
+    is compared at the last presentation its paper reports, read from the accuracy by
+    presentation that its validation entries keep (``val_by_presentation``)."""
+    config = record["config"]
+    if "per_class" in report:  # sequence episodes: the papers report each presentation
+        figures = {r["presentation"]: r["paper_accuracy"] for r in report["results"]
+                   if r.get("paper_accuracy") is not None}
+        if not figures:
+            return [], [], None
+        presentation = max(figures)
+        points = [(h["episode"], h["val_by_presentation"][presentation - 1]) for h in history
+                  if len(h.get("val_by_presentation", ())) >= presentation]
+        return [config.get("val_way"), f"presentation {presentation}"], points, \
+            figures[presentation]
+    setting = [config.get("val_way"), config.get("val_shot") or config.get("k_shot")]
+    points = [(h["episode"], h["val_accuracy"]) for h in history if "val_accuracy" in h]
+    paper = next((r.get("paper_accuracy") for r in report["results"]
+                  if [r.get("n_way"), r.get("k_shot")] == setting), None)
+    return setting, points, paper
+
+
 def project(name: str, folder: Path) -> dict | None:
     """The projection of one shipped checkpoint, or None where it has no validation curve or no
     paper figure in its validation setting."""
@@ -36,12 +59,8 @@ def project(name: str, folder: Path) -> dict | None:
     history_file, results_file = folder / "history.json", folder / "results.json"
     if not (history_file.is_file() and results_file.is_file()):
         return None
-    points = [(h["episode"], h["val_accuracy"]) for h in json.loads(history_file.read_text())
-              if "val_accuracy" in h]
-    config = record["config"]
-    setting = (config.get("val_way"), config.get("val_shot") or config.get("k_shot"))
-    paper = next((r.get("paper_accuracy") for r in json.loads(results_file.read_text())["results"]
-                  if (r.get("n_way"), r.get("k_shot")) == setting), None)
+    setting, points, paper = _curve_and_paper(record, json.loads(history_file.read_text()),
+                                              json.loads(results_file.read_text()))
     if len(points) < MIN_POINTS or paper is None:
         return None
     fit = fit_learning_curve(*zip(*points, strict=True))
@@ -49,7 +68,7 @@ def project(name: str, folder: Path) -> dict | None:
     core_seconds_per_step = record["training_seconds"] * threads / record["episode"]
     needed = fit.steps_to(paper)
     beyond = needed is not None and needed > MAX_FACTOR * points[-1][0]
-    return {"checkpoint": name, "setting": list(setting), "validation_points": len(points),
+    return {"checkpoint": name, "setting": setting, "validation_points": len(points),
             "last_step": points[-1][0], "best_validation": max(a for _, a in points),
             "paper_accuracy": paper, "fit": {"floor": fit.floor, "scale": fit.scale,
                                              "exponent": fit.exponent, "rms": fit.rms},
@@ -77,7 +96,9 @@ def main() -> None:
                  else f"{row['steps_to_paper']:,.0f}")
         hours = ("-" if row["core_hours_to_paper"] is None
                  else f"{row['core_hours_to_paper']:,.0f}")
-        print(f"{row['checkpoint']:24} {row['setting'][0]}w{row['setting'][1]}s    "
+        way, shot = row["setting"]
+        label = f"{way}w{shot}s" if isinstance(shot, int) else f"{way}w {shot.split()[-1]}th"
+        print(f"{row['checkpoint']:24} {label:8} "
               f"{row['last_step']:>7,} {100 * row['best_validation']:8.2f} "
               f"{100 * row['ceiling']:8.2f} {100 * row['paper_accuracy']:6.2f} {steps:>15} "
               f"{hours:>8}")
