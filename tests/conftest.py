@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -161,3 +164,15 @@ def shipped_figures_reproduced(name: str, settings: set[tuple[int, int]], episod
                      episodes=episodes, seed=0)
     assert abs(again.accuracy - rows[(5, 1)]["accuracy"]) < tolerance
     return rows
+
+
+def load_tool(name: str) -> ModuleType:
+    """The script tools/NAME.py imported as a module (registered under NAME, so that its
+    dataclasses resolve), for tests of the repository's own tools."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -8,14 +8,12 @@ nbval's job: ``pytest --nbval exercises/``, see ``exercises/README.md``.)
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import nbformat
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import load_tool
 from torch import Tensor
 
 from fslearn.evaluation import confidence_interval95 as reference_ci
@@ -42,15 +41,7 @@ SOLUTIONS = ROOT / "exercises" / "solutions"
 TOOL = ROOT / "tools" / "make_exercises.py"
 
 
-def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_exercises", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_exercises = _load_tool()
+make_exercises = load_tool("make_exercises")
 
 
 def solution_functions(name: str) -> dict[str, Any]:

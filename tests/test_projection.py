@@ -3,12 +3,12 @@ made from known parameters, and its inverse against hand-computed steps."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_tool
 
 from fslearn.checkpoints import shipped_checkpoints
 from fslearn.projection import LearningCurveFit, fit_learning_curve
@@ -83,15 +83,6 @@ def test_a_shipped_validation_curve_fits():
     assert fit.ceiling > max(a for _, a in points)
 
 
-def _projection_tool():
-    spec = importlib.util.spec_from_file_location("projection_tool",
-                                                  ROOT / "tools" / "projection.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _sequence_checkpoint(folder, history: list[dict]):
     """A shipped-like folder of a 5-way sequence model whose paper reports presentations 1, 2
     and 10; one thread, 0.2 s a step."""
@@ -115,7 +106,7 @@ def test_a_sequence_model_is_projected_at_its_papers_last_presentation(tmp_path)
     history = [{"episode": t, "val_accuracy": a - 0.2,
                 "val_by_presentation": [0.3] + [a - 0.01] * 8 + [a]}
                for t, a in zip(steps, tenth, strict=True)]
-    row = _projection_tool().project("mann-x", _sequence_checkpoint(tmp_path / "x", history))
+    row = load_tool("projection").project("mann-x", _sequence_checkpoint(tmp_path / "x", history))
     assert row["setting"] == [5, "presentation 10"] and row["paper_accuracy"] == 0.981
     assert row["best_validation"] == pytest.approx(max(tenth))
     assert row["steps_to_paper"] == pytest.approx((0.5 / (1 - 0.981 - 0.01)) ** 2, rel=0.02)
@@ -124,13 +115,13 @@ def test_a_sequence_model_is_projected_at_its_papers_last_presentation(tmp_path)
 
 def test_a_sequence_history_without_presentations_is_not_projected(tmp_path):
     history = [{"episode": 2500 * i, "val_accuracy": 0.8 + 0.01 * i} for i in range(1, 11)]
-    assert _projection_tool().project("mann-x", _sequence_checkpoint(tmp_path / "x",
+    assert load_tool("projection").project("mann-x", _sequence_checkpoint(tmp_path / "x",
                                                                      history)) is None
 
 
 def test_the_books_projections_are_the_shipped_histories():
     """book/data/projections.json is what tools/projection.py computes from the shipped files."""
-    tool = _projection_tool()
+    tool = load_tool("projection")
     computed = [row for name, folder in shipped_checkpoints().items()
                 if (row := tool.project(name, folder)) is not None]
     stored = json.loads((ROOT / "book" / "data" / "projections.json").read_text())

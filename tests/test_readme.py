@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "readme_tables", ROOT / "tools" / "readme_tables.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["readme_tables"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("readme_tables")
 
 
 def test_readme_tables_match_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
