@@ -628,7 +628,8 @@ def test_adapt_a_module_with_batch_norm_in_eval_mode():
 
 
 OMNIGLOT_CHECKPOINTS = ("maml-omniglot-5way", "maml-omniglot-20way", "fomaml-omniglot-5way",
-                        "metasgd-omniglot-5way", "anil-omniglot-5way", "reptile-omniglot-5way")
+                        "metasgd-omniglot-5way", "anil-omniglot-5way", "anil-omniglot-20way",
+                        "reptile-omniglot-5way")
 
 
 @pytest.mark.parametrize("name", OMNIGLOT_CHECKPOINTS)

@@ -21,6 +21,7 @@ from fslearn.training import TrainingConfig, config_from_record, train
 #: one episode per step otherwise)
 SHIPPED = {
     "anil-omniglot-5way": (32, {}),
+    "anil-omniglot-20way": (16, {}),
     "baseline-omniglot": (16, {}),
     "baselinepp-omniglot": (16, {}),
     "fomaml-omniglot-5way": (32, {}),
