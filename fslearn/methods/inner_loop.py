@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import torch
@@ -47,11 +48,13 @@ from fslearn.methods.base import FewShotMethod
 from fslearn.methods.options import Family, Option
 
 __all__ = [
+    "ADAM_STATES",
     "ARCHITECTURES",
     "ENGINES",
     "INNER_LOSSES",
     "INNER_OPTIMIZERS",
     "TASKS",
+    "AdamState",
     "InnerLoopMethod",
     "Params",
     "adapt",
@@ -68,6 +71,9 @@ TASKS = ("classification", "regression")
 #: the inner loop's update: plain gradient steps, or Adam with beta1 = 0 (Reptile's)
 INNER_OPTIMIZERS = ("sgd", "adam")
 ADAM_BETA2, ADAM_EPS = 0.999, 1e-8
+#: where the inner Adam's state starts: afresh for each task (fslearn's first Reptile), or where
+#: the last task left it (Nichol et al.'s code, whose optimizer is never reset between tasks)
+ADAM_STATES = ("fresh", "persistent")
 #: how the inner loss reduces over the support examples: their mean (fslearn's), or their sum
 #: divided by the shots K (Finn et al.'s code), N times the mean over N*K images
 INNER_LOSSES = ("mean", "sum_over_k")
@@ -77,6 +83,25 @@ INNER_LOSSES = ("mean", "sum_over_k")
 ARCHITECTURES = ("conv4", "authors")
 
 Params = dict[str, Tensor]
+
+
+@dataclass
+class AdamState:
+    r"""The inner Adam's state, carried from one call of :func:`inner_loop` to the next.
+
+    With :math:`\beta_1 = 0` Adam keeps only the running mean of the squared gradients
+    (``squares``, by parameter name; a missing name starts at zero) and how many steps made it
+    (``steps``, for the bias correction). :func:`inner_loop` replaces both by their values
+    after its steps, so the next task starts where this one ended.
+    """
+
+    squares: Params = field(default_factory=dict)
+    steps: int = 0
+
+    def copy(self) -> AdamState:
+        """An independent copy: adapting from it leaves this state as it was."""
+        return AdamState({name: value.clone() for name, value in self.squares.items()},
+                         self.steps)
 
 
 def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
@@ -143,6 +168,7 @@ def inner_loop(
     optimizer: str = "sgd",
     batch_size: int | None = None,
     loss_scale: float = 1.0,
+    adam_state: AdamState | None = None,
 ) -> Params:
     """Adapt ``params`` to one task's support set with ``steps`` gradient steps.
 
@@ -156,12 +182,14 @@ def inner_loop(
         first_order: treat the inner gradients as constants (no second derivatives).
         loss_function: the task loss, ``loss_function(outputs, support_y)``.
         optimizer: ``"sgd"`` (plain gradient steps, MAML) or ``"adam"``: Adam with
-            :math:`\\beta_1 = 0, \\beta_2 = 0.999` and a fresh state for each task (Reptile's
-            inner optimizer; its square root is not meant to be differentiated through).
+            :math:`\\beta_1 = 0, \\beta_2 = 0.999`, from ``adam_state`` (Reptile's inner
+            optimizer; its square root is not meant to be differentiated through).
         batch_size: examples per step, taken in order and cycling through the support set
             (``None``: the whole support set at every step).
         loss_scale: the inner loss is ``loss_scale * loss_function(outputs, y)``; see
             :func:`inner_loss_scale` (1: the mean over the step's examples).
+        adam_state: Adam's state to start from and to leave the steps' state in (``None``: a
+            fresh state, used for this task alone); see :class:`AdamState`.
 
     Returns:
         The adapted parameters (the others unchanged), as differentiable functions of
@@ -172,7 +200,9 @@ def inner_loop(
                          f"{optimizer!r}")
     adapted = {name: params[name] for name in step_sizes}
     fixed = {name: value for name, value in params.items() if name not in step_sizes}
-    squares = {name: torch.zeros_like(value) for name, value in adapted.items()}
+    carried = AdamState() if adam_state is None else adam_state
+    squares = {name: carried.squares.get(name, torch.zeros_like(value))
+               for name, value in adapted.items()}
     n_support = support_x.shape[0]
     batch = n_support if batch_size is None else min(batch_size, n_support)
 
@@ -194,11 +224,15 @@ def inner_loop(
         if optimizer == "adam":  # torch.optim.Adam's update with beta1 = 0
             squares = {name: ADAM_BETA2 * squares[name] + (1 - ADAM_BETA2) * g * g
                        for name, g in gradients.items()}
-            correction = math.sqrt(1 - ADAM_BETA2 ** (step + 1))
+            correction = math.sqrt(1 - ADAM_BETA2 ** (carried.steps + step + 1))
             gradients = {name: g / (squares[name].sqrt() / correction + ADAM_EPS)
                          for name, g in gradients.items()}
         adapted = {name: value - step_sizes[name] * gradients[name]
                    for name, value in adapted.items()}
+    if optimizer == "adam":
+        # detached: the state is a statistic of past gradients, never differentiated
+        carried.squares = {name: value.detach() for name, value in squares.items()}
+        carried.steps += steps
     return {**fixed, **adapted}
 
 

@@ -15,9 +15,13 @@ The inner optimizer is the paper's: Adam with :math:`\beta_1 = 0`, learning rate
 class, so 5 steps are one pass over a 5-way support set), or plain SGD (``inner_optimizer="sgd"``).
 At test time Reptile adapts with the same optimizer for ``test_inner_steps`` steps (the paper: 50)
 on mini-batches of ``test_inner_batch`` (5), then the queries are scored. Differences from the
-paper's code, named here and in the chapter: Adam's state starts afresh for each task (the paper's
-code keeps it across tasks), the mini-batches take the support set in a fixed order that
-interleaves the classes (the paper's shuffles it), and batch norm uses each batch's statistics.
+paper's code, named here and in the chapter: by default Adam's state starts afresh for each task,
+where the paper's code never resets its optimizer, so that each task's inner Adam starts from the
+squared gradients the tasks before it left (``inner_adam_state="persistent"``: the state is kept
+in the model and saved with it, and every test task starts from a copy of where training left it,
+as the authors' evaluation restores it after each task); the mini-batches take the support set in
+a fixed order that interleaves the classes (the paper's shuffles it); and batch norm uses each
+batch's statistics.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from torch import Tensor
 from torch.func import functional_call
 
 from fslearn.data.episodes import Episode
-from fslearn.methods.inner_loop import INNER_OPTIMIZERS, InnerLoopMethod, Params, inner_loop
+from fslearn.methods.inner_loop import (
+    ADAM_STATES,
+    INNER_OPTIMIZERS,
+    AdamState,
+    InnerLoopMethod,
+    Params,
+    inner_loop,
+)
 from fslearn.methods.options import Option
 from fslearn.results import PaperFigures
 
@@ -45,6 +56,9 @@ class Reptile(InnerLoopMethod):
         inner_optimizer: ``"adam"`` (the paper's, with :math:`\beta_1 = 0`) or ``"sgd"``.
         inner_batch: support images per inner step in training (``None``: all of them).
         test_inner_batch: support images per inner step at test time (``None``: all of them).
+        inner_adam_state: ``"fresh"`` (Adam's state starts afresh for every task) or
+            ``"persistent"`` (the authors' code: carried from task to task in training, and
+            every test task starts from where training left it).
     """
 
     name = "reptile"
@@ -68,6 +82,9 @@ class Reptile(InnerLoopMethod):
                default_text="all of them"),
         Option(("--test-inner-batch",), "support images per inner step at test time",
                type=int, default_text="all of them"),
+        Option(("--inner-adam-state",), "where each task's inner Adam starts: afresh, or "
+               "where the last task left it (persistent, the authors' code)",
+               choices=ADAM_STATES),
     )
 
     def __init__(self, n_way: int = 5, in_channels: int = 1, inner_steps: int = 5,
@@ -75,7 +92,8 @@ class Reptile(InnerLoopMethod):
                  engine: str = "auto", image_size: int = 28, hidden_channels: int = 64,
                  blocks: int = 4, task: str = "classification", inner_optimizer: str = "adam",
                  inner_batch: int | None = 10, test_inner_batch: int | None = 5,
-                 inner_loss: str = "mean", architecture: str = "conv4") -> None:
+                 inner_loss: str = "mean", architecture: str = "conv4",
+                 inner_adam_state: str = "fresh") -> None:
         super().__init__(n_way, in_channels, inner_steps, inner_lr, test_inner_steps,
                          first_order=True, engine=engine, image_size=image_size,
                          hidden_channels=hidden_channels, blocks=blocks, task=task,
@@ -88,11 +106,40 @@ class Reptile(InnerLoopMethod):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{label} must be a positive integer or None (the whole "
                                  f"support set), got {value!r}")
+        if inner_adam_state not in ADAM_STATES:
+            raise ValueError(f"inner_adam_state must be one of {', '.join(ADAM_STATES)}, got "
+                             f"{inner_adam_state!r}")
+        if inner_adam_state == "persistent" and inner_optimizer != "adam":
+            raise ValueError("inner_adam_state='persistent' keeps the inner Adam's state: use "
+                             "it with inner_optimizer='adam'")
         self.inner_optimizer = inner_optimizer
         self.inner_batch, self.test_inner_batch = inner_batch, test_inner_batch
+        self.inner_adam_state = inner_adam_state
+        if inner_adam_state == "persistent":  # buffers, so that checkpoints carry the state
+            size = sum(value.numel() for value in self.network.parameters())
+            self.register_buffer("adam_squares", torch.zeros(size))
+            self.register_buffer("adam_steps", torch.zeros((), dtype=torch.long))
         del self.hparams["first_order"]
         self.hparams.update(inner_optimizer=inner_optimizer, inner_batch=inner_batch,
                             test_inner_batch=test_inner_batch)
+        if inner_adam_state != "fresh":  # older records, without the key, load as they were
+            self.hparams["inner_adam_state"] = inner_adam_state
+
+    def _stored_adam_state(self) -> AdamState | None:
+        """The persistent inner Adam state, as views of the buffers (None if fresh)."""
+        if self.inner_adam_state == "fresh":
+            return None
+        shapes = [(name, value.shape) for name, value in self.network.named_parameters()]
+        pieces = self.adam_squares.split([shape.numel() for _, shape in shapes])
+        return AdamState({name: piece.view(shape) for (name, shape), piece in
+                          zip(shapes, pieces, strict=True)}, int(self.adam_steps))
+
+    def _store_adam_state(self, state: AdamState) -> None:
+        stored = self._stored_adam_state()
+        assert stored is not None
+        for name, view in stored.squares.items():
+            view.copy_(state.squares[name])
+        self.adam_steps.fill_(state.steps)
 
     def step_sizes(self) -> dict[str, Tensor | float]:
         """Every parameter, the authors' batch-norm offsets too (``architecture="authors"``):
@@ -110,10 +157,15 @@ class Reptile(InnerLoopMethod):
             order = torch.arange(n_support, device=support_x.device)
             order = order.view(self.n_way, n_support // self.n_way).T.reshape(-1)
             support_x, support_y = support_x[order], support_y[order]
-        return inner_loop(self.network, params, support_x, support_y, steps,
-                          self.step_sizes(), first_order=True, loss_function=self.task_loss,
-                          optimizer=self.inner_optimizer, batch_size=batch,
-                          loss_scale=self.loss_scale(support_x.shape[0], batch))
+        state = self._stored_adam_state()
+        adapted = inner_loop(self.network, params, support_x, support_y, steps,
+                             self.step_sizes(), first_order=True, loss_function=self.task_loss,
+                             optimizer=self.inner_optimizer, batch_size=batch,
+                             loss_scale=self.loss_scale(support_x.shape[0], batch),
+                             adam_state=state)
+        if state is not None and self.training:  # a test task leaves the state as it found it
+            self._store_adam_state(state)
+        return adapted
 
     def adapt_and_score(self, params: Params, step_sizes: dict[str, Tensor | float],
                         support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
