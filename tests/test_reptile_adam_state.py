@@ -142,3 +142,13 @@ def test_a_persistent_state_needs_adam():
         Reptile(**SMALL, inner_optimizer="sgd", inner_adam_state="persistent")
     with pytest.raises(ValueError, match="inner_adam_state must be one of fresh, persistent"):
         Reptile(**SMALL, inner_adam_state="kept")
+
+
+def test_a_persistent_state_refuses_a_distributed_run(monkeypatch):
+    """Each process would keep a state of its own tasks: no single state to save."""
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match="train it on one process, or with "
+                                         "inner_adam_state='fresh'"):
+        _persistent().training_step(_episode(1))
+    Reptile(**SMALL).double().training_step(_episode(1))  # fresh: each task stands alone

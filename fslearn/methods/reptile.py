@@ -177,6 +177,11 @@ class Reptile(InnerLoopMethod):
         and logits at the adapted weights (for monitoring only: Reptile does not train on them).
         """
         self._check(episode)
+        if self.inner_adam_state == "persistent" and _processes() > 1:
+            raise ValueError("inner_adam_state='persistent' carries the inner Adam's state from "
+                             "task to task within one process, so the processes of a "
+                             "distributed run would each keep their own: train it on one "
+                             "process, or with inner_adam_state='fresh'")
         self._use_channels_last(True)
         params = {name: value.detach() for name, value in self.network_params().items()}
         moved = {name: torch.zeros_like(value) for name, value in params.items()}
@@ -192,3 +197,11 @@ class Reptile(InnerLoopMethod):
         for name, value in self.network_params().items():
             value.grad = moved[name] if value.grad is None else value.grad + moved[name]
         return total, torch.stack(all_logits)
+
+
+def _processes() -> int:
+    """How many processes train together (1 outside torch.distributed)."""
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_world_size()
+    return 1
