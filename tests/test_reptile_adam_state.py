@@ -152,3 +152,14 @@ def test_a_persistent_state_refuses_a_distributed_run(monkeypatch):
                                          "inner_adam_state='fresh'"):
         _persistent().training_step(_episode(1))
     Reptile(**SMALL).double().training_step(_episode(1))  # fresh: each task stands alone
+
+
+def test_the_shipped_checkpoint_carries_the_state_its_training_left():
+    """reptile-omniglot-5way was trained with the authors' Adam: its saved state counts every
+    inner step of its run (steps x tasks x inner steps), so its tests start from it."""
+    method, record = load_checkpoint("reptile-omniglot-5way")
+    assert record["hparams"]["inner_adam_state"] == "persistent"
+    assert "--inner-adam-state persistent" in record["command"]
+    config = record["config"]
+    assert int(method.adam_steps) == record["episode"] * config["batch_size"] * method.inner_steps
+    assert bool((method.adam_squares > 0).all())
