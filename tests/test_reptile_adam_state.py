@@ -163,3 +163,17 @@ def test_the_shipped_checkpoint_carries_the_state_its_training_left():
     config = record["config"]
     assert int(method.adam_steps) == record["episode"] * config["batch_size"] * method.inner_steps
     assert bool((method.adam_squares > 0).all())
+
+
+def test_both_engines_start_test_tasks_from_the_stored_state():
+    """vmap (the engine on a GPU) reads the same state as the loop over tasks."""
+    model = _persistent()
+    model.training_step(_episode(1))
+    model.eval()
+    episode = _episode(3)
+    with torch.no_grad():
+        model.engine = "loop"
+        loop = model(episode)
+        model.engine = "vmap"
+        vectorised = model(episode)
+    assert torch.allclose(loop, vectorised, rtol=1e-10, atol=1e-12)
