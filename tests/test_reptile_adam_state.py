@@ -91,7 +91,7 @@ def test_test_tasks_start_from_the_trained_state_and_leave_it_unchanged():
     phi = inner_loop(model.network, params, episode.support_x[0][INTERLEAVED],
                      episode.support_y[0][INTERLEAVED], 4, model.step_sizes(),
                      optimizer="adam", batch_size=3,
-                     adam_state=model._stored_adam_state().copy())
+                     adam_state=model._stored_adam_state())
     expected = torch.func.functional_call(model.network, phi, (episode.query_x[0],))
     with torch.no_grad():
         first, second = model(episode)[0], model(episode)[0]

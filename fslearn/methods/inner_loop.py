@@ -98,11 +98,6 @@ class AdamState:
     squares: Params = field(default_factory=dict)
     steps: int = 0
 
-    def copy(self) -> AdamState:
-        """An independent copy: adapting from it leaves this state as it was."""
-        return AdamState({name: value.clone() for name, value in self.squares.items()},
-                         self.steps)
-
 
 def maml_network(n_way: int, in_channels: int = 1, image_size: int = 28,
                  hidden_channels: int = 64, blocks: int = 4,

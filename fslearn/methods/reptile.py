@@ -18,10 +18,10 @@ on mini-batches of ``test_inner_batch`` (5), then the queries are scored. Differ
 paper's code, named here and in the chapter: by default Adam's state starts afresh for each task,
 where the paper's code never resets its optimizer, so that each task's inner Adam starts from the
 squared gradients the tasks before it left (``inner_adam_state="persistent"``: the state is kept
-in the model and saved with it, and every test task starts from a copy of where training left it,
-as the authors' evaluation restores it after each task); the mini-batches take the support set in
-a fixed order that interleaves the classes (the paper's shuffles it); and batch norm uses each
-batch's statistics.
+in the model and saved with it; every test task starts from the stored state and leaves it
+unchanged, as the authors' evaluation restores it after each task); the mini-batches take the
+support set in a fixed order that interleaves the classes (the paper's shuffles it); and batch
+norm uses each batch's statistics.
 """
 
 from __future__ import annotations
