@@ -22,7 +22,8 @@ def test_check_names_a_table_that_drifted() -> None:
     tool = _tool()
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     drifted = text.replace(
-        "| `maml-omniglot-20way` | 600 x 16 | 83.49", "| `maml-omniglot-20way` | 600 x 16 | 85.00"
+        "| `maml-omniglot-20way` | 600 of 2000 x 16 | 84.38",
+        "| `maml-omniglot-20way` | 600 of 2000 x 16 | 85.00",
     )
     assert drifted != text, "the README no longer shows the 20-way MAML row this test edits"
     _, changed = tool.render(drifted)
