@@ -40,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["SyncedBatchNorm", "World", "sync_batch_norm", "world"]
+__all__ = ["SyncedBatchNorm", "World", "process_count", "sync_batch_norm", "world"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,14 @@ def world() -> World:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend, rank=rank, world_size=size)
     return World(rank, size, local_rank, dist.get_backend())
+
+
+def process_count() -> int:
+    """How many processes train together: the size of the process group once one is joined,
+    else 1. Unlike :func:`world`, it joins nothing, so a method can ask it at any time."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
 
 
 class _SumOverRanks(torch.autograd.Function):

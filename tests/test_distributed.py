@@ -231,3 +231,13 @@ def test_the_torchrun_command_trains_as_one_process_does(omniglot_root, tmp_path
         torch.testing.assert_close(theirs[key], mine[key], atol=atol, rtol=1e-4,
                                    msg=lambda m, key=key: f"{key}: {m}")
     assert two.stdout.count("Done: 2 episodes") == 1  # rank 0 alone speaks
+
+
+def test_process_count_joins_nothing_and_reads_the_group(monkeypatch):
+    from fslearn.distributed import process_count
+
+    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun's variable alone joins no group
+    assert process_count() == 1 and not torch.distributed.is_initialized()
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 3)
+    assert process_count() == 3

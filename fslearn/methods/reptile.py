@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from fslearn.data.episodes import Episode
+from fslearn.distributed import process_count
 from fslearn.methods.inner_loop import (
     ADAM_STATES,
     INNER_OPTIMIZERS,
@@ -177,7 +178,7 @@ class Reptile(InnerLoopMethod):
         and logits at the adapted weights (for monitoring only: Reptile does not train on them).
         """
         self._check(episode)
-        if self.inner_adam_state == "persistent" and _processes() > 1:
+        if self.inner_adam_state == "persistent" and process_count() > 1:
             raise ValueError("inner_adam_state='persistent' carries the inner Adam's state from "
                              "task to task within one process, so the processes of a "
                              "distributed run would each keep their own: train it on one "
@@ -197,11 +198,3 @@ class Reptile(InnerLoopMethod):
         for name, value in self.network_params().items():
             value.grad = moved[name] if value.grad is None else value.grad + moved[name]
         return total, torch.stack(all_logits)
-
-
-def _processes() -> int:
-    """How many processes train together (1 outside torch.distributed)."""
-    distributed = torch.distributed
-    if distributed.is_available() and distributed.is_initialized():
-        return distributed.get_world_size()
-    return 1
