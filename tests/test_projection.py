@@ -113,6 +113,35 @@ def test_a_sequence_model_is_projected_at_its_papers_last_presentation(tmp_path)
     assert row["core_hours_to_paper"] == pytest.approx(row["steps_to_paper"] * 0.2 / 3600)
 
 
+def test_the_second_half_alone_is_fitted_past_a_plateau_at_chance(tmp_path):
+    """A MANN-like curve: at chance for its first three points, then a known power law. The
+    fit to the whole curve misses the plateau by points; the fit to its second half (steps after
+    25,000 of 50,000) finds the known curve and projects the paper's 98.1% where it lies by
+    hand: 0.01 + 5 * t**-0.5 = 1 - 0.981."""
+    steps = [2500 * i for i in range(1, 21)]
+    tenth = [0.3] * 3 + _curve(0.01, 5.0, 0.5, steps[3:])
+    history = [{"episode": t, "val_accuracy": a, "val_by_presentation": [0.3] * 9 + [a]}
+               for t, a in zip(steps, tenth, strict=True)]
+    row = load_tool("projection").project("mann-x", _sequence_checkpoint(tmp_path / "x", history))
+    truth = (5.0 / (1 - 0.981 - 0.01)) ** 2  # 308,642 steps
+    half = row["second_half"]
+    assert half["first_step"] == 27_500 and half["validation_points"] == 10
+    assert half["fit"]["rms"] < 1e-3 < row["fit"]["rms"]
+    assert half["steps_to_paper"] == pytest.approx(truth, rel=0.02)
+    assert half["core_hours_to_paper"] == pytest.approx(half["steps_to_paper"] * 0.2 / 3600)
+    assert abs(row["steps_to_paper"] - truth) > 0.1 * truth  # the plateau misled the whole fit
+
+
+def test_a_second_half_of_fewer_than_five_points_is_not_fitted(tmp_path):
+    steps = [2500 * i for i in range(1, 9)]  # the second half: 12,500 to 20,000, four points
+    tenth = _curve(0.01, 0.5, 0.5, steps)
+    history = [{"episode": t, "val_accuracy": a, "val_by_presentation": [0.3] * 9 + [a]}
+               for t, a in zip(steps, tenth, strict=True)]
+    row = load_tool("projection").project("mann-x", _sequence_checkpoint(tmp_path / "x", history))
+    assert row["steps_to_paper"] is not None and row["second_half"] is None
+    assert load_tool("projection").steps_text(row["second_half"]) == "< 5 points"
+
+
 def test_a_sequence_history_without_presentations_is_not_projected(tmp_path):
     history = [{"episode": 2500 * i, "val_accuracy": 0.8 + 0.01 * i} for i in range(1, 11)]
     assert load_tool("projection").project("mann-x", _sequence_checkpoint(tmp_path / "x",

@@ -11,6 +11,12 @@ core-hours at the run's own speed (its training seconds per step, times its thre
 Two cautions, printed with the table: validation classes are not test classes (the paper's
 figure is a test figure), and the fit assumes the recipe, learning-rate schedule included, goes
 on as it ran. A figure at or above the fitted ceiling is reported as out of this recipe's reach.
+
+A check on every projection, decided before any curve was looked at: the same fit to the second
+half of the curve alone (the points after half the run's steps, where there are at least
+MIN_POINTS of them). A power law describes a learning curve after its start, not the start
+itself (a plateau at chance, as the MANN's, or a fast first rise); where the two projections
+differ much, the start weighed on the first, and both hold loosely.
 """
 
 from __future__ import annotations
@@ -53,8 +59,6 @@ def _curve_and_paper(record: dict, history: list[dict], report: dict
 def project(name: str, folder: Path) -> dict | None:
     """The projection of one shipped checkpoint, or None where it has no validation curve or no
     paper figure in its validation setting."""
-    from fslearn.projection import fit_learning_curve
-
     record = json.loads((folder / "checkpoint.json").read_text())
     history_file, results_file = folder / "history.json", folder / "results.json"
     if not (history_file.is_file() and results_file.is_file()):
@@ -63,22 +67,49 @@ def project(name: str, folder: Path) -> dict | None:
                                               json.loads(results_file.read_text()))
     if len(points) < MIN_POINTS or paper is None:
         return None
-    fit = fit_learning_curve(*zip(*points, strict=True))
     threads = int(re.search(r"(\d+) threads?$", record["hardware"]).group(1))
     core_seconds_per_step = record["training_seconds"] * threads / record["episode"]
-    needed = fit.steps_to(paper)
-    beyond = needed is not None and needed > MAX_FACTOR * points[-1][0]
+    last_step = points[-1][0]
+    second_half = [(step, accuracy) for step, accuracy in points if step > last_step / 2]
     return {"checkpoint": name, "setting": setting, "validation_points": len(points),
-            "last_step": points[-1][0], "best_validation": max(a for _, a in points),
-            "paper_accuracy": paper, "fit": {"floor": fit.floor, "scale": fit.scale,
-                                             "exponent": fit.exponent, "rms": fit.rms},
+            "last_step": last_step, "best_validation": max(a for _, a in points),
+            "paper_accuracy": paper,
+            **_projection(points, paper, last_step, core_seconds_per_step),
+            "second_half": (_projection(second_half, paper, last_step, core_seconds_per_step)
+                            | {"first_step": second_half[0][0],
+                               "validation_points": len(second_half)}
+                            if len(second_half) >= MIN_POINTS else None),
+            "core_hours_so_far": last_step * core_seconds_per_step / 3600,
+            "hardware": record["hardware"]}
+
+
+def _projection(points: list[tuple[int, float]], paper: float, last_step: int,
+                core_seconds_per_step: float) -> dict:
+    """The power law fitted to these validation points, and the steps (and core-hours) at which
+    it reaches the paper's figure: None beyond its ceiling or beyond MAX_FACTOR times the run."""
+    from fslearn.projection import fit_learning_curve
+
+    fit = fit_learning_curve(*zip(*points, strict=True))
+    needed = fit.steps_to(paper)
+    beyond = needed is not None and needed > MAX_FACTOR * last_step
+    return {"fit": {"floor": fit.floor, "scale": fit.scale, "exponent": fit.exponent,
+                    "rms": fit.rms},
             "ceiling": fit.ceiling,
             "steps_to_paper": None if beyond else needed,
             "beyond_1000x_the_run": beyond,
             "core_hours_to_paper": (None if needed is None or beyond
-                                    else needed * core_seconds_per_step / 3600),
-            "core_hours_so_far": points[-1][0] * core_seconds_per_step / 3600,
-            "hardware": record["hardware"]}
+                                    else needed * core_seconds_per_step / 3600)}
+
+
+def steps_text(projection: dict | None) -> str:
+    """A projection's steps to the paper's figure, or why it has none."""
+    if projection is None:
+        return f"< {MIN_POINTS} points"
+    if projection["beyond_1000x_the_run"]:
+        return f"> {MAX_FACTOR}x run"
+    if projection["steps_to_paper"] is None:
+        return "beyond ceiling"
+    return f"{projection['steps_to_paper']:,.0f}"
 
 
 def main() -> None:
@@ -89,19 +120,17 @@ def main() -> None:
     OUTPUT.write_text(json.dumps({"script": "tools/projection.py", "projections": rows},
                                  indent=1) + "\n")
     print(f"{'checkpoint':24} {'setting':8} {'run':>7} {'best val':>8} {'ceiling':>8} "
-          f"{'paper':>6} {'steps to paper':>15} {'core-h':>8}")
+          f"{'rms':>5} {'paper':>6} {'steps to paper':>15} {'core-h':>8} {'2nd half':>15}")
     for row in rows:
-        steps = (f"> {MAX_FACTOR}x run" if row["beyond_1000x_the_run"]
-                 else "beyond ceiling" if row["steps_to_paper"] is None
-                 else f"{row['steps_to_paper']:,.0f}")
         hours = ("-" if row["core_hours_to_paper"] is None
                  else f"{row['core_hours_to_paper']:,.0f}")
         way, shot = row["setting"]
         label = f"{way}w{shot}s" if isinstance(shot, int) else f"{way}w {shot.split()[-1]}th"
         print(f"{row['checkpoint']:24} {label:8} "
               f"{row['last_step']:>7,} {100 * row['best_validation']:8.2f} "
-              f"{100 * row['ceiling']:8.2f} {100 * row['paper_accuracy']:6.2f} {steps:>15} "
-              f"{hours:>8}")
+              f"{100 * row['ceiling']:8.2f} {100 * row['fit']['rms']:5.2f} "
+              f"{100 * row['paper_accuracy']:6.2f} {steps_text(row):>15} {hours:>8} "
+              f"{steps_text(row['second_half']):>15}")
     print("validation classes are not the paper's test classes; the fit assumes the recipe "
           "goes on as it ran")
     print(f"wrote {OUTPUT.relative_to(ROOT)}")

@@ -94,6 +94,13 @@ def metric_table() -> str:
                    "20-way 5-shot", "paper"], [_four_settings_row(name) for name in names])
 
 
+def _steps_made(name: str, planned: int) -> int:
+    """The last step in the shipped run's history.json (the planned steps where it has none)."""
+    history_file = PRETRAINED / name / "history.json"
+    history = json.loads(history_file.read_text(encoding="utf-8")) if history_file.is_file() else []
+    return max((entry["episode"] for entry in history), default=planned)
+
+
 def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
     rows = []
     for name in names:
@@ -104,9 +111,11 @@ def _inner_loop_table(names: tuple[str, ...], n_way: int) -> str:
             row = by_setting.get((n_way, k_shot))
             cells += [_percent(row), _paper(row.get("paper_accuracy") if row else None)]
         config = config_from_record(record["config"])
-        # the checkpoint kept (best on validation) and the run's length, where they differ
-        steps = (f"{record['episode']}" if record["episode"] >= config.episodes
-                 else f"{record['episode']} of {config.episodes}")
+        # the step kept (best on validation) and the steps the run made, where they differ: a
+        # run stopped as flat made fewer than its command asks for, and its history says how many
+        steps_made = _steps_made(name, config.episodes)
+        steps = (f"{record['episode']}" if record["episode"] >= steps_made
+                 else f"{record['episode']} of {steps_made}")
         rows.append([f"`{name}`", f"{steps} x {config.batch_size}", *cells])
     return _table(["checkpoint", "outer steps x tasks", f"{n_way}-way 1-shot", "paper",
                    f"{n_way}-way 5-shot", "paper"], rows)
