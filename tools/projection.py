@@ -12,11 +12,11 @@ Two cautions, printed with the table: validation classes are not test classes (t
 figure is a test figure), and the fit assumes the recipe, learning-rate schedule included, goes
 on as it ran. A figure at or above the fitted ceiling is reported as out of this recipe's reach.
 
-A check on every projection, decided before any curve was looked at: the same fit to the second
-half of the curve alone (the points after half the run's steps, where there are at least
-MIN_POINTS of them). A power law describes a learning curve after its start, not the start
-itself (a plateau at chance, as the MANN's, or a fast first rise); where the two projections
-differ much, the start weighed on the first, and both hold loosely.
+A check on every projection, one rule for every checkpoint: the same fit to the second half of
+the curve alone (the points after half the run's steps, where there are at least MIN_POINTS of
+them). A power law describes a learning curve after its start, not the start itself (a plateau at
+chance, as the MANN's, or a fast first rise); where the two projections differ much, the curve
+changed its course during the run, and both hold loosely.
 """
 
 from __future__ import annotations
@@ -71,14 +71,16 @@ def project(name: str, folder: Path) -> dict | None:
     core_seconds_per_step = record["training_seconds"] * threads / record["episode"]
     last_step = points[-1][0]
     second_half = [(step, accuracy) for step, accuracy in points if step > last_step / 2]
+    half_projection = None
+    if len(second_half) >= MIN_POINTS:
+        half_projection = {**_projection(second_half, paper, last_step, core_seconds_per_step),
+                           "first_step": second_half[0][0],
+                           "validation_points": len(second_half)}
     return {"checkpoint": name, "setting": setting, "validation_points": len(points),
             "last_step": last_step, "best_validation": max(a for _, a in points),
             "paper_accuracy": paper,
             **_projection(points, paper, last_step, core_seconds_per_step),
-            "second_half": (_projection(second_half, paper, last_step, core_seconds_per_step)
-                            | {"first_step": second_half[0][0],
-                               "validation_points": len(second_half)}
-                            if len(second_half) >= MIN_POINTS else None),
+            "second_half": half_projection,
             "core_hours_so_far": last_step * core_seconds_per_step / 3600,
             "hardware": record["hardware"]}
 
